@@ -1,0 +1,20 @@
+# Development entry points. Each target sets up what it needs first.
+SHELL := /bin/bash
+ACTIVATE := source tools/activate.sh
+
+.PHONY: setup test test-fast lint clean-envs
+
+setup:
+	@tools/setup_env.sh
+
+test: setup
+	@$(ACTIVATE) && python -m pytest
+
+test-fast: setup
+	@$(ACTIVATE) && python -m pytest -m 'not slow'
+
+lint: setup
+	@$(ACTIVATE) && python -m pytest -m linter
+
+clean-envs:
+	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/dl_perception"

@@ -1,0 +1,20 @@
+"""
+dl_perception: classic CNNs trained offline and served on ROS 2 robots.
+
+The package is layered; each layer imports only the layers below it:
+
+- ``models``: what a network is (torch only).
+- ``training``: how it learns (torch only).
+- ``export``: torch -> self-describing ONNX file.
+- ``inference``: how it runs (numpy, onnxruntime, opencv; never torch, never rclpy).
+- ``ros``: how it talks (rclpy nodes; uses ``inference``, never ``training``).
+
+``cli`` sits on top and imports a layer only when its sub-command runs.
+"""
+
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version('dl_perception')
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = '0+unknown'
