@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 import importlib
+import logging
 import sys
 
 from dl_perception import __version__
@@ -30,6 +31,14 @@ class SubCommand:
 
 
 SUBCOMMANDS: tuple[SubCommand, ...] = (
+    SubCommand('train', 'train a network from a YAML config, or resume a run',
+               'dl_perception.training.train_cli'),
+    SubCommand('evaluate', 'measure a checkpoint or ONNX file: top-1/5, per class, confusion',
+               'dl_perception.export.evaluate_cli'),
+    SubCommand('export', 'export a checkpoint to a verified, self-describing ONNX file',
+               'dl_perception.export.export_cli'),
+    SubCommand('lr-find', 'learning-rate range test: plot loss vs rate, suggest a rate',
+               'dl_perception.training.lr_find_cli'),
     SubCommand('doctor', 'report what this machine can run: libraries, providers, ROS',
                'dl_perception.doctor'),
 )
@@ -65,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     sub_parser = argparse.ArgumentParser(prog=f'dl-perception {command.name}',
                                          description=command.summary)
     module.add_arguments(sub_parser)
-    return module.run(sub_parser.parse_args(rest))
+    args = sub_parser.parse_args(rest)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return module.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        sub_parser.exit(2, f'{sub_parser.prog}: error: {error}\n')
 
 
 if __name__ == '__main__':

@@ -37,3 +37,30 @@ def start_helper(script: str, *args: str, env: dict[str, str]) -> subprocess.Pop
     """Start test/helpers/<script> in its own process with text pipes."""
     return subprocess.Popen([sys.executable, str(HELPERS / script), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """Train a LeNet for two epochs on 2,000 Fashion-MNIST images; return its best.pt."""
+    from dl_perception.training.config import parse_config
+    from dl_perception.training.trainer import Trainer
+    root = tmp_path_factory.mktemp('tiny')
+    config = parse_config(None, [
+        'model.name=lenet', 'data.train_subset=2000', 'data.test_subset=500',
+        'data.val_fraction=0.01', 'data.workers=0', 'data.batch_size=64', 'epochs=2',
+        'progress=false', f'output_dir={root}', 'run_name=tiny'])
+    Trainer(config, root / 'tiny').fit()
+    return root / 'tiny' / 'best.pt'
+
+
+@pytest.fixture(scope='session')
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """Export (and parity-check) the tiny LeNet to ONNX."""
+    from dl_perception.export.onnx_export import export_checkpoint
+    from dl_perception.export.onnx_export import ExportOptions
+    target = tmp_path_factory.mktemp('tiny_onnx') / 'lenet.onnx'
+    export_checkpoint(tiny_checkpoint, ExportOptions(output=target, parity_images=64))
+    return target

@@ -2,6 +2,6 @@
 Run time: load an ONNX classifier and turn camera images into class scores.
 
 Belongs here: execution providers, preprocessing derived from the model's metadata,
-post-processing. May import numpy, onnxruntime and opencv only: never torch (robots do not
-install it) and never rclpy (this layer knows nothing about ROS).
+post-processing. May import numpy, onnxruntime, opencv and ``dl_perception.preprocessing``;
+never torch (robots do not install it) and never rclpy (this layer knows nothing about ROS).
 """

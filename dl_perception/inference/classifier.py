@@ -1,0 +1,198 @@
+"""
+``Classifier``: an ONNX image classifier and the preprocessing its metadata prescribes.
+
+Images are uint8 numpy arrays (H, W, C) or (H, W) of any size, in a named channel order
+(rgb, bgr, grey, rgba, bgra). Preprocessing comes from the file's ``dlp.*`` metadata, or,
+for a foreign model, from explicit ``labels`` and ``preprocessing`` arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import json
+from pathlib import Path
+
+from dl_perception.inference.model_metadata import ModelMetadata
+from dl_perception.inference.model_metadata import OUTPUT_KINDS
+from dl_perception.inference.postprocess import Prediction
+from dl_perception.inference.postprocess import rank
+from dl_perception.inference.postprocess import softmax
+from dl_perception.inference.providers import ProviderSettings
+from dl_perception.preprocessing import prepare
+from dl_perception.preprocessing import PreprocessingSpec
+import numpy as np
+import onnxruntime
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+INPUT_TYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16}
+_LOAD_ERRORS = (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.Fail,
+                ort_errors.InvalidArgument, ort_errors.NotImplemented, ort_errors.NoModel)
+
+
+def load_labels(path: str | Path) -> list[str]:
+    """
+    Read class labels: a JSON list, a JSON object {index: name}, or one label per line.
+
+    :raises FileNotFoundError: no such file.
+    :raises ValueError: the file holds no labels, or JSON indices are not 0..K-1.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'labels file not found: {path}')
+    text = path.read_text(encoding='utf-8')
+    if path.suffix.lower() == '.json':
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f'{path} is not valid JSON: {error}') from None
+        if isinstance(data, dict):
+            try:
+                indexed = {int(key): str(value) for key, value in data.items()}
+            except ValueError:
+                raise ValueError(f'{path}: JSON object keys must be class indices') from None
+            if sorted(indexed) != list(range(len(indexed))):
+                raise ValueError(f'{path}: class indices must be 0..{len(indexed) - 1}')
+            data = [indexed[i] for i in range(len(indexed))]
+        if not isinstance(data, list):
+            raise ValueError(f'{path}: expected a JSON list or object of labels')
+        labels = [str(label) for label in data]
+    else:
+        labels = [line.strip() for line in text.splitlines()]
+        while labels and not labels[-1]:
+            labels.pop()
+    if not labels:
+        raise ValueError(f'{path} holds no labels')
+    return labels
+
+
+def open_session(path: Path, settings: ProviderSettings) -> onnxruntime.InferenceSession:
+    """
+    Open an ONNX Runtime session with the requested providers, checking what it got.
+
+    :raises FileNotFoundError: no file at ``path``.
+    :raises ValueError: the file is not ONNX, or is truncated or corrupt.
+    :raises ProviderError: see ``ProviderSettings.check``.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f'model file not found: {path}')
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = settings.intra_op_threads
+    options.inter_op_num_threads = settings.inter_op_threads
+    try:
+        session = onnxruntime.InferenceSession(str(path), sess_options=options,
+                                               providers=settings.session_providers())
+    except _LOAD_ERRORS as error:
+        with open(path, 'rb') as stream:
+            looks_onnx = stream.read(1) == b'\x08'  # ModelProto starts with ir_version
+        what = 'a truncated or corrupt ONNX file' if looks_onnx else 'not an ONNX file'
+        raise ValueError(f'{path} is {what}: {error}') from None
+    settings.check(session.get_providers())
+    return session
+
+
+class Classifier:
+    """Classify images with an ONNX model; preprocessing and labels from its metadata."""
+
+    def __init__(self, model_path: str | Path, *,
+                 labels: Sequence[str] | str | Path | None = None,
+                 preprocessing: PreprocessingSpec | None = None, output: str | None = None,
+                 providers: ProviderSettings = ProviderSettings()) -> None:
+        """
+        Load the model and work out how to feed it.
+
+        :param labels: class names (or a labels file) overriding the file's metadata;
+            required for a model without dl_perception metadata.
+        :param preprocessing: overrides the metadata; required for a foreign model.
+        :param output: 'logits' or 'probabilities', overriding the metadata (default logits).
+        :raises ValueError: the model does not look like an image classifier, or labels /
+            preprocessing are missing or do not fit it.
+        """
+        self.path = Path(model_path)
+        self.session = open_session(self.path, providers)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_props(props)
+        self._input = self.session.get_inputs()[0]
+        self._check_io()
+        if isinstance(labels, (str, Path)):
+            labels = load_labels(labels)
+        self.labels = tuple(labels) if labels is not None else self._from_metadata('labels')
+        self.spec = preprocessing or self._from_metadata('preprocessing')
+        self.output = output or (self.metadata.output if self.metadata else 'logits')
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f'output must be one of {OUTPUT_KINDS}, got {self.output!r}')
+        self._check_fit()
+        self.input_dtype = INPUT_TYPES[self._input.type]
+        self.fixed_batch = isinstance(self._input.shape[0], int)
+
+    @property
+    def providers_in_use(self) -> list[str]:
+        """Return the execution providers the session really runs on, in priority order."""
+        return self.session.get_providers()
+
+    def _from_metadata(self, name: str):
+        if self.metadata is None:
+            raise ValueError(f'{self.path} carries no dl_perception metadata: give {name} '
+                             f'explicitly (labels file, preprocessing parameters)')
+        return getattr(self.metadata, name)
+
+    def _check_io(self) -> None:
+        shape = self._input.shape
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] not in (1, 3)):
+            raise ValueError(f'{self.path}: input {self._input.name} has shape {shape}; an '
+                             f'image classifier takes (N, 1 or 3, H, W)')
+        if self._input.type not in INPUT_TYPES:
+            raise ValueError(f'{self.path}: input type {self._input.type} is not supported; '
+                             f'expected {" or ".join(INPUT_TYPES)}')
+        outputs = self.session.get_outputs()
+        if len(outputs[0].shape) != 2:
+            raise ValueError(f'{self.path}: output {outputs[0].name} has shape '
+                             f'{outputs[0].shape}; a classifier gives (N, classes)')
+
+    def _check_fit(self) -> None:
+        _, channels, height, width = self._input.shape
+        classes = self.session.get_outputs()[0].shape[1]
+        if isinstance(classes, int) and classes != len(self.labels):
+            raise ValueError(f'{self.path} outputs {classes} classes but {len(self.labels)} '
+                             f'labels were given')
+        if isinstance(channels, int) and channels != self.spec.num_channels:
+            raise ValueError(f'{self.path} takes {channels}-channel input, preprocessing '
+                             f'gives {self.spec.channels} ({self.spec.num_channels})')
+        for name, expected, actual in (('height', height, self.spec.height),
+                                       ('width', width, self.spec.width)):
+            if isinstance(expected, int) and expected != actual:
+                raise ValueError(f'{self.path} takes input {name} {expected}, preprocessing '
+                                 f'gives {actual}')
+
+    def preprocess(self, image: np.ndarray, source_order: str) -> np.ndarray:
+        """One uint8 image -> network input, shape (C, H, W), in the model's input dtype."""
+        return prepare(image, source_order, self.spec).astype(self.input_dtype, copy=False)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Run a prepared batch (N, C, H, W); return float32 (N, K) class probabilities."""
+        batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
+        if self.fixed_batch and len(batch) != self._input.shape[0]:
+            return np.concatenate([self.probabilities(item[None]) for item in batch])
+        scores = self.session.run(None, {self._input.name: batch})[0].astype(np.float32)
+        if scores.shape[1] != len(self.labels):
+            raise ValueError(f'{self.path} gave {scores.shape[1]} scores per image for '
+                             f'{len(self.labels)} labels')
+        return softmax(scores) if self.output == 'logits' else scores
+
+    def classify_batch(self, images: Sequence[np.ndarray], source_orders: Sequence[str] | str,
+                       top_k: int = 5, threshold: float = 0.0) -> list[Prediction]:
+        """Classify several images in one run; ``source_orders`` per image or one for all."""
+        if not len(images):
+            return []
+        orders = ([source_orders] * len(images) if isinstance(source_orders, str)
+                  else list(source_orders))
+        if len(orders) != len(images):
+            raise ValueError(f'{len(images)} images but {len(orders)} channel orders')
+        batch = np.stack([self.preprocess(image, order) for image, order in zip(images, orders)])
+        return [Prediction(row, rank(row, self.labels, top_k, threshold))
+                for row in self.probabilities(batch)]
+
+    def classify(self, image: np.ndarray, source_order: str = 'bgr', top_k: int = 5,
+                 threshold: float = 0.0) -> Prediction:
+        """Classify one image."""
+        return self.classify_batch([image], source_order, top_k, threshold)[0]

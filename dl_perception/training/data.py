@@ -1,0 +1,271 @@
+"""
+Datasets: Fashion-MNIST from its IDX files and image folders, split, measured and batched.
+
+Every sample goes through ``dl_perception.preprocessing`` (the same resize and colour code the
+robot runs), then optional augmentation; samples are uint8 tensors (C, H, W) and the trainer
+normalizes whole batches with the constants of the recorded ``PreprocessingSpec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+import gzip
+from pathlib import Path
+
+import cv2
+from dl_perception.preprocessing import convert_channels
+from dl_perception.preprocessing import PreprocessingSpec
+from dl_perception.preprocessing import resize_to_input
+from dl_perception.training.augment import build_augmentation
+from dl_perception.training.config import DataConfig
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
+                         'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
+FASHION_MNIST_FILES = {
+    'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
+    'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
+}
+IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp'}
+STATISTICS_SAMPLE = 10_000
+
+
+class ImageSource:
+    """Random access to uint8 images (H, W, C) of one channel order, with their labels."""
+
+    order: str
+    labels: np.ndarray
+
+    def read(self, index: int) -> np.ndarray:
+        """Return image ``index`` as uint8 (H, W, C) in ``self.order``."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class ArrayImages(ImageSource):
+    """Images held in memory: uint8 (N, H, W) grey or (N, H, W, 3) RGB."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images = images if images.ndim == 4 else images[..., None]
+        self.order = 'grey' if self.images.shape[-1] == 1 else 'rgb'
+        self.labels = labels.astype(np.int64)
+
+    def read(self, index: int) -> np.ndarray:
+        return self.images[index]
+
+
+class FileImages(ImageSource):
+    """Images read from files on demand (OpenCV decodes them as BGR)."""
+
+    order = 'bgr'
+
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int]) -> None:
+        self.paths = list(paths)
+        self.labels = np.asarray(labels, np.int64)
+
+    def read(self, index: int) -> np.ndarray:
+        image = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f'cannot decode image file {self.paths[index]}')
+        return image
+
+
+class PreparedImages(Dataset):
+    """A split: source images resized and colour-converted by the spec, then augmented."""
+
+    def __init__(self, source: ImageSource, indices: np.ndarray, spec: PreprocessingSpec,
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.source, self.indices, self.spec, self.augment = source, indices, spec, augment
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels of this split, int64 (N,)."""
+        return self.source.labels[self.indices]
+
+    def image(self, position: int) -> np.ndarray:
+        """Return one network-ready uint8 image, shape (H, W, C), before augmentation."""
+        raw = self.source.read(int(self.indices[position]))
+        return convert_channels(resize_to_input(raw, self.spec), self.source.order,
+                                self.spec.channels)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int]:
+        tensor = torch.from_numpy(np.ascontiguousarray(self.image(position))).permute(2, 0, 1)
+        if self.augment is not None:
+            tensor = self.augment(tensor)
+        return tensor.contiguous(), int(self.source.labels[self.indices[position]])
+
+
+@dataclass
+class DataBundle:
+    """The splits of one dataset, its class names and the preprocessing that defines them."""
+
+    train: PreparedImages
+    val: PreparedImages
+    test: PreparedImages | None
+    classes: list[str]
+    spec: PreprocessingSpec
+    name: str
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a gzip-compressed IDX file (the MNIST format) into a uint8 array."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'missing {path}: Fashion-MNIST is expected there as the four IDX .gz files; '
+            f'install it with `apt-get install dataset-fashion-mnist` or set data.root')
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as error:
+        raise ValueError(f'{path} is not a readable gzip file: {error}') from None
+    if len(raw) < 4 or raw[:2] != b'\0\0' or raw[2] != 0x08:
+        raise ValueError(f'{path} is not an unsigned-byte IDX file (bad magic number)')
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big') for i in range(dims))
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).copy()
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f'{path} is truncated: header says {shape}, found {data.size} bytes')
+    return data.reshape(shape)
+
+
+def load_fashion_mnist(root: Path, split: str) -> ArrayImages:
+    """Load the train or test split of Fashion-MNIST from its IDX files."""
+    image_file, label_file = FASHION_MNIST_FILES[split]
+    images, labels = read_idx(root / image_file), read_idx(root / label_file)
+    if len(images) != len(labels):
+        raise ValueError(f'{root}: {len(images)} {split} images but {len(labels)} labels')
+    return ArrayImages(images, labels)
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith('.'))
+
+
+def _folder_source(folder: Path, classes: list[str]) -> FileImages:
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        for path in sorted((folder / name).rglob('*')):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(path)
+                labels.append(label)
+    if not paths:
+        raise ValueError(f'no images ({", ".join(sorted(IMAGE_SUFFIXES))}) under {folder}')
+    return FileImages(paths, labels)
+
+
+def load_folder(root: Path) -> tuple[dict[str, FileImages], list[str]]:
+    """
+    Load an image folder: root/{train,val,test}/<class>/* or root/<class>/*.
+
+    Returns the sources found (key 'train' always, 'val' and 'test' when present) and the
+    sorted class names of train.
+    """
+    if not root.is_dir():
+        raise FileNotFoundError(f'image folder not found: {root}')
+    split_root = root / 'train'
+    base = split_root if split_root.is_dir() else root
+    classes = _class_folders(base)
+    if len(classes) < 2:
+        raise ValueError(f'{base} needs one sub-folder per class (at least two), '
+                         f'found {classes}')
+    sources = {'train': _folder_source(base, classes)}
+    for split in ('val', 'test'):
+        if split_root.is_dir() and (root / split).is_dir():
+            found = _class_folders(root / split)
+            if found != classes:
+                raise ValueError(f'{root / split} classes {found} differ from train {classes}')
+            sources[split] = _folder_source(root / split, classes)
+    return sources, classes
+
+
+def channel_statistics(dataset: PreparedImages, seed: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (0..1 scale) over up to 10,000 prepared training images."""
+    rng = np.random.default_rng(seed)
+    count = min(len(dataset), STATISTICS_SAMPLE)
+    picks = rng.choice(len(dataset), size=count, replace=False)
+    total = np.zeros(dataset.spec.num_channels)
+    total_sq = np.zeros(dataset.spec.num_channels)
+    pixels = 0
+    for position in picks:
+        image = dataset.image(int(position)).astype(np.float64) / 255.0
+        total += image.sum(axis=(0, 1))
+        total_sq += (image ** 2).sum(axis=(0, 1))
+        pixels += image.shape[0] * image.shape[1]
+    mean = total / pixels
+    std = np.sqrt(np.maximum(total_sq / pixels - mean ** 2, 1e-12))
+    return [round(float(m), 6) for m in mean], [round(float(s), 6) for s in std]
+
+
+def _split_indices(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(count)
+    val_count = max(1, round(count * val_fraction))
+    return np.sort(order[val_count:]), np.sort(order[:val_count])
+
+
+def _load_sources(dataset: str,
+                  root: Path) -> tuple[dict[str, ImageSource], list[str], int, str]:
+    """Return sources by split, class names, native input size and channels of a dataset."""
+    if dataset == 'fashion-mnist':
+        sources = {split: load_fashion_mnist(root, split) for split in ('train', 'test')}
+        return sources, list(FASHION_MNIST_CLASSES), 28, 'grey'
+    sources, classes = load_folder(root)
+    return sources, classes, 224, 'rgb'
+
+
+def load_data(config: DataConfig, seed: int) -> DataBundle:
+    """Load, split and describe the dataset a config names; fails early with the path."""
+    sources, classes, native_size, native_channels = _load_sources(config.dataset,
+                                                                   Path(config.root))
+    size = config.input_size or native_size
+    channels = config.channels or native_channels
+    placeholder = [0.5] * (1 if channels == 'grey' else 3)
+    spec = PreprocessingSpec(size, size, channels, config.mean or placeholder,
+                             config.std or placeholder, config.resize, config.crop_fraction)
+    train_source = sources['train']
+    if 'val' in sources:
+        train_idx, val_idx = np.arange(len(train_source)), None
+    else:
+        train_idx, val_idx = _split_indices(len(train_source), config.val_fraction, seed)
+    if config.train_subset is not None and config.train_subset < len(train_idx):
+        rng = np.random.default_rng(seed + 1)
+        train_idx = np.sort(rng.choice(train_idx, config.train_subset, replace=False))
+    if config.mean is None or config.std is None:
+        mean, std = channel_statistics(PreparedImages(train_source, train_idx, spec), seed)
+        spec = PreprocessingSpec(size, size, channels, config.mean or mean, config.std or std,
+                                 config.resize, config.crop_fraction)
+    augment = build_augmentation(config.augment, spec)
+    train = PreparedImages(train_source, train_idx, spec, augment)
+    val = (PreparedImages(sources['val'], np.arange(len(sources['val'])), spec)
+           if val_idx is None else PreparedImages(train_source, val_idx, spec))
+    test = None
+    if 'test' in sources:
+        count = min(config.test_subset or len(sources['test']), len(sources['test']))
+        test = PreparedImages(sources['test'], np.arange(count), spec)
+    return DataBundle(train, val, test, classes, spec, config.dataset)
+
+
+def load_split(dataset: str, root: Path, split: str, spec: PreprocessingSpec,
+               classes: Sequence[str], seed: int, val_fraction: float) -> PreparedImages:
+    """
+    One split prepared with a model's recorded spec, for evaluating that model.
+
+    ``val`` without a val folder is the seeded hold-out of train that training used.
+    :raises ValueError: the split does not exist, or its classes differ from the model's.
+    """
+    sources, found, _, _ = _load_sources(dataset, Path(root))
+    if list(found) != list(classes):
+        raise ValueError(f'{root} has classes {found}, but the model was trained on {classes}')
+    if split in sources:
+        return PreparedImages(sources[split], np.arange(len(sources[split])), spec)
+    if split == 'val':
+        _, val_idx = _split_indices(len(sources['train']), val_fraction, seed)
+        return PreparedImages(sources['train'], val_idx, spec)
+    raise ValueError(f'{root} has no {split!r} split; available: '
+                     f'{", ".join(sorted(set(sources) | {"val"}))}')

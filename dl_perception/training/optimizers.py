@@ -1,0 +1,124 @@
+"""
+Optimizers by name, built from ``torch.optim``.
+
+The update rules as torch implements them (``g`` the gradient, ``t`` the step count from 1),
+and where they part from the textbook:
+
+============  =================================================  ================================
+name          torch update                                       textbook difference
+============  =================================================  ================================
+gd, sgd       ``p -= lr * g``                                    none; ``gd`` is full-batch only
+                                                                 because the trainer steps once
+                                                                 per epoch
+momentum      ``b = mu * b + g``; ``p -= lr * b``                textbook ``v = mu * v - lr * g``;
+                                                                 ``p += v``: the same while lr is
+                                                                 constant (``v = -lr * b``)
+nesterov      ``b = mu * b + g``; ``p -= lr * (g + mu * b)``     textbook takes ``g`` at the
+                                                                 look-ahead ``p + mu * v``; torch
+                                                                 stores that look-ahead point as
+                                                                 ``p`` instead (same iterates,
+                                                                 shifted by ``mu * v``)
+adagrad       ``r += g**2``; ``p -= lr * g / (sqrt(r) + eps)``   some texts put eps inside:
+                                                                 ``sqrt(r + eps)``
+rmsprop       ``r = alpha * r + (1 - alpha) * g**2``;            some texts put eps inside:
+              ``p -= lr * g / (sqrt(r) + eps)``                  ``sqrt(r + eps)``
+adam          ``m``, ``v`` moving averages of ``g``, ``g**2``;   as Kingma and Ba's Algorithm 1:
+              ``p -= lr * m_hat / (sqrt(v_hat) + eps)``          eps after the bias correction
+adamw         ``p *= 1 - lr * weight_decay``, then adam          Loshchilov and Hutter decay by
+                                                                 ``eta_t * lambda * p`` with
+                                                                 ``eta_t`` the schedule factor;
+                                                                 torch scales by lr instead
+============  =================================================  ================================
+
+Only ``adamw`` takes ``weight_decay``: for the others the trainer applies decoupled decay itself
+(``regularization.decoupled_weight_decay_``), so that every optimizer decays the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+import math
+
+import torch
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The hyperparameters of ``create_optimizer``, validated once for every optimizer."""
+
+    lr: float
+    momentum: float
+    betas: tuple[float, float]
+    eps: float
+    alpha: float
+    weight_decay: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f'lr must be a finite number > 0, got {self.lr!r}')
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f'momentum must be in [0, 1), got {self.momentum!r}')
+        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+            raise ValueError(f'betas must be two numbers in [0, 1), got {self.betas!r}')
+        if not self.eps > 0:
+            raise ValueError(f'eps must be > 0, got {self.eps!r}')
+        if not 0 <= self.alpha < 1:
+            raise ValueError(f'alpha must be in [0, 1), got {self.alpha!r}')
+        if not self.weight_decay >= 0:
+            raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay!r}')
+
+
+_Factory = Callable[[Iterable, _Settings], torch.optim.Optimizer]
+
+_FACTORIES: dict[str, _Factory] = {
+    'gd': lambda params, s: torch.optim.SGD(params, lr=s.lr),
+    'sgd': lambda params, s: torch.optim.SGD(params, lr=s.lr),
+    'momentum': lambda params, s: torch.optim.SGD(params, lr=s.lr, momentum=s.momentum),
+    'nesterov': lambda params, s: torch.optim.SGD(
+        params, lr=s.lr, momentum=s.momentum, nesterov=True),
+    'adagrad': lambda params, s: torch.optim.Adagrad(params, lr=s.lr, eps=s.eps),
+    'rmsprop': lambda params, s: torch.optim.RMSprop(params, lr=s.lr, alpha=s.alpha, eps=s.eps),
+    'adam': lambda params, s: torch.optim.Adam(params, lr=s.lr, betas=s.betas, eps=s.eps),
+    'adamw': lambda params, s: torch.optim.AdamW(
+        params, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay),
+}
+
+OPTIMIZER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+
+# Optimizers that take weight_decay themselves; the others get it from the trainer.
+_OWN_WEIGHT_DECAY = frozenset({'adamw'})
+
+
+def create_optimizer(name: str, params: Iterable, *, lr: float, momentum: float = 0.9,
+                     betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                     alpha: float = 0.99, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """
+    Build the optimizer called ``name`` over ``params``.
+
+    Hyperparameters an optimizer does not use are validated but ignored, so that one
+    configuration serves every name.
+
+    :param name: one of ``OPTIMIZER_NAMES``.
+    :param params: parameters or parameter groups, as ``torch.optim`` takes them.
+    :param lr: learning rate, > 0.
+    :param momentum: ``mu`` of momentum and nesterov, in [0, 1).
+    :param betas: decay rates of adam's and adamw's moment estimates, each in [0, 1).
+    :param eps: term added to the denominator of adagrad, rmsprop, adam and adamw, > 0.
+    :param alpha: decay rate of rmsprop's squared-gradient average, in [0, 1).
+    :param weight_decay: decoupled decay of adamw, >= 0; must be 0 for the other optimizers.
+    :raises ValueError: for an unknown name, a value out of range, or weight decay asked of an
+        optimizer other than adamw.
+    :return: the optimizer.
+    """
+    if name not in _FACTORIES:
+        raise ValueError(f'unknown optimizer {name!r}; choose one of {", ".join(OPTIMIZER_NAMES)}')
+    settings = _Settings(lr=lr, momentum=momentum, betas=tuple(betas), eps=eps, alpha=alpha,
+                         weight_decay=weight_decay)
+    if weight_decay != 0 and name not in _OWN_WEIGHT_DECAY:
+        raise ValueError(
+            f'optimizer {name!r} takes no weight_decay (got {weight_decay!r}); only '
+            f'{", ".join(sorted(_OWN_WEIGHT_DECAY))} does: use the decoupled weight decay or the '
+            'l2 penalty options of the trainer instead')
+    return _FACTORIES[name](params, settings)

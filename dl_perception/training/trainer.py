@@ -1,0 +1,318 @@
+"""
+The training loop: epochs of optimizer steps, validation, checkpoints and recovery.
+
+``Trainer(config, run_dir).fit()`` trains and writes into ``run_dir``: ``last.pt`` (every
+epoch, atomically), ``best.pt`` (best validation accuracy), ``metrics.csv``, TensorBoard
+events, ``summary.json`` and PNG plots. ``Trainer.resume(run_dir)`` continues a stopped run
+exactly where its last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from pathlib import Path
+
+from dl_perception.preprocessing import PreprocessingSpec
+from dl_perception.training import plots
+from dl_perception.training.checkpoint import capture_rng_state
+from dl_perception.training.checkpoint import CHECKPOINT_FORMAT
+from dl_perception.training.checkpoint import load_checkpoint
+from dl_perception.training.checkpoint import restore_rng_state
+from dl_perception.training.checkpoint import save_atomic
+from dl_perception.training.config import config_to_dict
+from dl_perception.training.config import parse_config
+from dl_perception.training.config import TrainConfig
+from dl_perception.training.data import load_data
+from dl_perception.training.distributed import DistributedContext
+from dl_perception.training.evaluation import BatchNormalizer
+from dl_perception.training.evaluation import evaluate
+from dl_perception.training.evaluation import Evaluation
+from dl_perception.training.model_setup import build_from_spec
+from dl_perception.training.model_setup import freeze_backbone
+from dl_perception.training.model_setup import load_pretrained
+from dl_perception.training.model_setup import model_spec_for
+from dl_perception.training.model_setup import set_training_mode
+from dl_perception.training.optimizers import create_optimizer
+from dl_perception.training.regularization import EarlyStopping
+from dl_perception.training.run_records import RunState
+from dl_perception.training.run_records import write_json
+from dl_perception.training.run_records import write_metrics_csv
+from dl_perception.training.schedules import LearningRateSchedule
+from dl_perception.training.step import Diverged
+from dl_perception.training.step import StepRunner
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.data import DistributedSampler
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+class DivergenceError(RuntimeError):
+    """Training kept diverging after every allowed rollback."""
+
+
+def pick_device(name: str) -> torch.device:
+    """Resolve the configured device; asking for CUDA without one is an error."""
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('device = cuda, but torch sees no CUDA device; use auto or cpu')
+    return torch.device('cuda' if name != 'cpu' and torch.cuda.is_available() else 'cpu')
+
+
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Mixed-precision dtype on CUDA; None (full precision) on CPU or when off."""
+    if device.type != 'cuda' or config.amp == 'off':
+        return None
+    if config.amp == 'auto':
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {'bf16': torch.bfloat16, 'fp16': torch.float16}[config.amp]
+
+
+class Trainer:
+    """One training run, from a config or from the last checkpoint of a stopped run."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, checkpoint: dict | None = None,
+                 context: DistributedContext = DistributedContext()) -> None:
+        self.config, self.run_dir, self.context = config, Path(run_dir), context
+        self.device = pick_device(config.device)
+        torch.manual_seed(config.seed)
+        self.data = load_data(config.data, config.seed)
+        self.spec = (PreprocessingSpec.from_json(checkpoint['preprocessing'])
+                     if checkpoint else self.data.spec)
+        self.model_spec = model_spec_for(config.model, len(self.data.classes),
+                                         self.spec.num_channels, self.spec.height)
+        self.model = build_from_spec(self.model_spec)
+        if config.model.pretrained and checkpoint is None:
+            skipped = load_pretrained(self.model, config.model.pretrained)
+            logger.info('started from %s (new head: %s)', config.model.pretrained, skipped)
+        frozen = config.model.freeze_backbone
+        trainable = freeze_backbone(self.model) if frozen else list(self.model.parameters())
+        self.channels_last = (config.channels_last if config.channels_last is not None
+                              else self.device.type == 'cuda')
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.normalizer = BatchNormalizer(self.spec).to(self.device)
+        network = (DistributedDataParallel(self.model) if context.enabled else self.model)
+        self.full_batch = config.optimizer.name == 'gd'
+        optim = config.optimizer
+        self.optimizer = create_optimizer(
+            optim.name, trainable, lr=optim.lr, momentum=optim.momentum,
+            betas=tuple(optim.betas), eps=optim.eps, alpha=optim.alpha,
+            weight_decay=(config.regularization.weight_decay if optim.name == 'adamw' else 0.0))
+        self.schedule = self._build_schedule()
+        dtype = amp_dtype(config, self.device)
+        self.scaler = torch.amp.GradScaler('cuda', enabled=dtype == torch.float16)
+        patience = config.regularization.early_stopping_patience
+        self.early_stopping = (EarlyStopping(
+            patience=patience, min_delta=config.regularization.early_stopping_min_delta,
+            mode='max') if patience else None)
+        self.state = RunState()
+        self.steps = StepRunner(self, network, trainable, dtype)
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    @classmethod
+    def resume(cls, run_dir: Path, overrides: list[str] = (),
+               context: DistributedContext = DistributedContext()) -> Trainer:
+        """Continue the run in ``run_dir`` from its last.pt; only ``epochs`` may change."""
+        checkpoint = load_checkpoint(Path(run_dir) / 'last.pt')
+        stored = parse_config(checkpoint['config'])
+        config = parse_config(checkpoint['config'], overrides)
+        changed = [k for k, v in config_to_dict(config).items()
+                   if v != config_to_dict(stored)[k] and k not in ('epochs', 'progress')]
+        if changed:
+            raise ValueError(f'a resumed run keeps its config; only epochs and progress may '
+                             f'change, not {", ".join(changed)}')
+        return cls(config, run_dir, checkpoint, context)
+
+    def _build_schedule(self) -> LearningRateSchedule:
+        sched, world = self.config.schedule, self.context.world_size
+        batches = math.ceil(len(self.data.train) / (self.config.data.batch_size * world))
+        return LearningRateSchedule(
+            self.optimizer, sched.name, epochs=self.config.epochs,
+            steps_per_epoch=1 if self.full_batch else batches, decay=sched.decay,
+            lr_min=sched.lr_min, per=sched.per, step_size=sched.step_size, gamma=sched.gamma,
+            plateau_factor=sched.plateau_factor, plateau_patience=sched.plateau_patience,
+            warmup_epochs=sched.warmup_epochs)
+
+    def _checkpoint(self) -> dict:
+        return {
+            'format': CHECKPOINT_FORMAT, 'epoch': self.state.epoch,
+            'model': self.model.state_dict(), 'model_spec': self.model_spec,
+            'preprocessing': self.spec.to_json(), 'classes': list(self.data.classes),
+            'dataset': {'name': self.data.name, 'root': self.config.data.root},
+            'optimizer': self.optimizer.state_dict(), 'schedule': self.schedule.state_dict(),
+            'scaler': self.scaler.state_dict(),
+            'early_stopping': (self.early_stopping.state_dict()
+                               if self.early_stopping else None),
+            'rng': capture_rng_state(), 'config': config_to_dict(self.config),
+            'state': copy.deepcopy(vars(self.state)),
+        }
+
+    def _restore(self, checkpoint: dict) -> None:
+        self.model.load_state_dict(checkpoint['model'])
+        self.optimizer.load_state_dict(checkpoint['optimizer'])
+        self.schedule.load_state_dict(checkpoint['schedule'])
+        self.scaler.load_state_dict(checkpoint['scaler'])
+        if self.early_stopping is not None:
+            self.early_stopping.load_state_dict(checkpoint['early_stopping'])
+        self.state = RunState(**copy.deepcopy(checkpoint['state']))
+        restore_rng_state(checkpoint['rng'])
+
+    def train_loader(self, epoch: int) -> DataLoader:
+        """Return the training batches of one epoch, in an order fixed by (seed, epoch)."""
+        seed = self.config.seed * 100_003 + epoch
+        sampler = None
+        if self.context.enabled:
+            sampler = DistributedSampler(self.data.train, self.context.world_size,
+                                         self.context.rank, shuffle=True, seed=seed)
+        return DataLoader(self.data.train, batch_size=self.config.data.batch_size,
+                          shuffle=sampler is None, sampler=sampler,
+                          generator=torch.Generator().manual_seed(seed),
+                          num_workers=self.config.data.workers,
+                          pin_memory=self.device.type == 'cuda')
+
+    def evaluate_split(self, dataset) -> Evaluation:
+        """Evaluate the (unwrapped) model on a split."""
+        loader = DataLoader(dataset, batch_size=self.config.data.eval_batch_size,
+                            num_workers=self.config.data.workers)
+        return evaluate(self.model, loader, self.normalizer, len(self.data.classes),
+                        self.device, self.channels_last)
+
+    def fit(self) -> dict:
+        """Train the remaining epochs, then test the best weights; returns the summary."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(str(self.run_dir / 'tensorboard')) if self.is_main else None
+        for epoch in range(self.state.epoch, self.config.epochs):
+            self.context.barrier()
+            train_stats = self._train_epoch_with_recovery(epoch)
+            stop = self._end_epoch(epoch, train_stats, writer)
+            if self.context.broadcast(stop):
+                logger.info('early stopping after epoch %d', epoch + 1)
+                break
+        if writer is not None:
+            writer.close()
+        return self._finish() if self.is_main else {}
+
+    @property
+    def is_main(self) -> bool:
+        """Return whether this is the process that evaluates, logs and checkpoints."""
+        return self.context.is_main
+
+    def _train_epoch_with_recovery(self, epoch: int) -> dict:
+        while True:
+            snapshot = copy.deepcopy(self._checkpoint())
+            try:
+                return self._train_epoch(epoch)
+            except Diverged as event:
+                self._recover(snapshot, event)
+
+    def _train_epoch(self, epoch: int) -> dict:
+        set_training_mode(self.model, self.config.model.freeze_backbone)
+        loader = self.train_loader(epoch)
+        show = self.is_main and self.config.progress
+        batches = tqdm(loader, desc=f'epoch {epoch + 1}/{self.config.epochs}', unit='batch',
+                       disable=not show, leave=False, dynamic_ncols=True)
+        return self.steps.run_epoch(batches, len(loader.sampler))
+
+    def _recover(self, snapshot: dict, event: Diverged) -> None:
+        """Roll back to the epoch's start and divide the learning rate by 10."""
+        retries = self.config.divergence.max_retries
+        events = self.state.divergence_events + [
+            {'step': event.step, 'loss': event.loss, 'lr': self.schedule.lr}]
+        if len(events) > retries:
+            raise DivergenceError(
+                f'training diverged {len(events)} times (loss {event.loss:.4g} at step '
+                f'{event.step}, lr {self.schedule.lr:.3g}) and {retries} rollbacks are '
+                f'allowed; start from a smaller optimizer.lr (dl-perception lr-find suggests '
+                f'one)')
+        self._restore(snapshot)
+        self.state.divergence_events = events
+        self.schedule.scale_learning_rate(0.1)
+        logger.warning('loss diverged (%.4g at step %d): rolled back to the start of the epoch '
+                       'and divided the learning rate by 10 (now %.3g); rollback %d of %d',
+                       event.loss, event.step, self.schedule.lr, len(events), retries)
+
+    def _end_epoch(self, epoch: int, train_stats: dict, writer: SummaryWriter | None) -> bool:
+        """Validate, schedule, record and checkpoint; returns whether to stop early."""
+        val = self.evaluate_split(self.data.val) if self.is_main else None
+        self.schedule.step_epoch(self.context.broadcast(val.loss if val else None))
+        self.state.epoch = epoch + 1
+        if not self.is_main:
+            return False
+        record = {'epoch': epoch + 1, **train_stats, 'val_loss': val.loss,
+                  'val_accuracy': val.top1, 'val_top5': val.top5, 'lr': self.schedule.lr}
+        self.state.history.append(record)
+        stop, improved = self._judge(val.top1)
+        checkpoint = self._checkpoint()
+        save_atomic(checkpoint, self.run_dir / 'last.pt')
+        if improved:
+            save_atomic(checkpoint, self.run_dir / 'best.pt')
+        write_metrics_csv(self.state.history, self.run_dir / 'metrics.csv')
+        for name, value in record.items():
+            if name != 'epoch':
+                writer.add_scalar(name, value, epoch + 1)
+        logger.info('epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | '
+                    'lr %.3g | %.0f img/s | %.1f s', epoch + 1, self.config.epochs,
+                    record['train_loss'], record['train_accuracy'], val.loss, val.top1,
+                    record['lr'], record['images_per_s'], record['epoch_seconds'])
+        return stop
+
+    def _judge(self, val_accuracy: float) -> tuple[bool, bool]:
+        """
+        Whether to stop, and whether these weights are the new best.
+
+        With early stopping, "best" is its judgement (min_delta included), so best.pt and the
+        weights it restores are the same; without, any gain in validation accuracy counts.
+        """
+        if self.early_stopping is None:
+            improved = val_accuracy > self.state.best_val_accuracy
+            stop = False
+        else:
+            before = self.early_stopping.best_epoch
+            stop = self.early_stopping.update(val_accuracy, self.model)
+            improved = self.early_stopping.best_epoch != before
+        if improved:
+            self.state.best_val_accuracy = val_accuracy
+        return stop, improved
+
+    def _finish(self) -> dict:
+        """Load the best weights, test them, draw the plots and write summary.json."""
+        if self.early_stopping is not None:
+            self.early_stopping.restore_best(self.model)
+        else:
+            self.model.load_state_dict(load_checkpoint(self.run_dir / 'best.pt')['model'])
+        split = 'test' if self.data.test is not None else 'val'
+        result = self.evaluate_split(self.data.test if split == 'test' else self.data.val)
+        self._plot(result, split)
+        history = self.state.history
+        summary = {
+            'model': self.model_spec['name'], 'dataset': self.data.name,
+            'epochs_run': len(history), 'best_val_accuracy': self.state.best_val_accuracy,
+            f'{split}_accuracy': result.top1, f'{split}_top5': result.top5,
+            'per_class_accuracy': dict(zip(self.data.classes,
+                                           result.per_class_accuracy.tolist())),
+            'train_seconds': sum(row['epoch_seconds'] for row in history),
+            'images_per_s_median': sorted(r['images_per_s'] for r in history)[len(history) // 2],
+            'divergence_events': self.state.divergence_events,
+            'stopped_early': len(history) < self.config.epochs,
+            'run_dir': str(self.run_dir),
+        }
+        write_json(summary, self.run_dir / 'summary.json')
+        return summary
+
+    def _plot(self, result: Evaluation, split: str) -> None:
+        out = self.run_dir / 'plots'
+        plots.plot_curves(self.state.history, out / 'curves.png')
+        plots.plot_learning_rate(self.state.lr_steps, self.state.lr_values, out / 'lr.png')
+        plots.plot_confusion(result.confusion, self.data.classes, out / 'confusion_matrix.png',
+                             f'{self.model_spec["name"]} on {split} '
+                             f'(top-1 {result.top1:.4f})')
+        if self.state.grad_steps:
+            plots.plot_gradient_norms(self.state.grad_steps, self.steps.layer_names,
+                                      self.state.grad_norms, out / 'gradient_norms.png')
