@@ -34,7 +34,7 @@ import onnx
 import onnxruntime
 import torch
 
-IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+IMAGENET = {'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225)}
 
 
 def export(name: str, size: int, path: Path) -> None:
