@@ -2,10 +2,13 @@
 SHELL := /bin/bash
 ACTIVATE := source tools/activate.sh
 
-.PHONY: setup test test-fast lint clean-envs
+.PHONY: setup demo test test-fast lint clean-envs
 
 setup:
 	@tools/setup_env.sh
+
+demo: setup
+	@$(ACTIVATE) && dl-perception demo
 
 test: setup
 	@$(ACTIVATE) && python -m pytest

@@ -48,6 +48,8 @@ setup(
     entry_points={
         'console_scripts': [
             'dl-perception = dl_perception.cli:main',
+            'classifier_node = dl_perception.ros.classifier_node:main',
+            'image_source_node = dl_perception.ros.image_source_node:main',
         ],
     },
 )

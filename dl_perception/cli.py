@@ -39,6 +39,10 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
                'dl_perception.export.export_cli'),
     SubCommand('lr-find', 'learning-rate range test: plot loss vs rate, suggest a rate',
                'dl_perception.training.lr_find_cli'),
+    SubCommand('monitor', 'pair classifications with true labels on ROS topics: live accuracy',
+               'dl_perception.ros.monitor'),
+    SubCommand('demo', 'train (if needed), export, and classify a camera stream through ROS 2',
+               'dl_perception.demo'),
     SubCommand('doctor', 'report what this machine can run: libraries, providers, ROS',
                'dl_perception.doctor'),
 )
@@ -75,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                                          description=command.summary)
     module.add_arguments(sub_parser)
     args = sub_parser.parse_args(rest)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    logging.getLogger('dl_perception').setLevel(logging.INFO)
     try:
         return module.run(args)
     except (ValueError, FileNotFoundError) as error:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
+import random
 import subprocess
 import sys
+import time
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).resolve().parent / 'helpers'
 
-# Domain ids 1..100 are safe on Linux; start where this run's pid points so that two test runs
-# on one machine rarely meet, and step per test so that tests of one run never do.
-_domain_ids = itertools.count(os.getpid() % 100)
+# Domain ids 1..101 are safe on Linux. Each test takes the next id of a per-run shuffled
+# order: tests of one run never share a domain, and two runs (or the ghosts of a killed run's
+# participants, which DDS remembers for a while) rarely meet.
+_domain_ids = itertools.cycle(random.Random(time.time_ns() ^ os.getpid()).sample(range(1, 102),
+                                                                                 101))
 
 
 @pytest.fixture
@@ -25,7 +29,7 @@ def ros_env(tmp_path: Path) -> dict[str, str]:
     log_dir.mkdir()
     env = dict(os.environ)
     env.update({
-        'ROS_DOMAIN_ID': str(1 + next(_domain_ids) % 100),
+        'ROS_DOMAIN_ID': str(next(_domain_ids)),
         'ROS_LOG_DIR': str(log_dir),
         'PYTHONUNBUFFERED': '1',
     })
@@ -64,3 +68,69 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp('tiny_onnx') / 'lenet.onnx'
     export_checkpoint(tiny_checkpoint, ExportOptions(output=target, parity_images=64))
     return target
+
+
+class RunningNode:
+    """A node process whose log lines are collected as they come (stderr and stdout)."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        import threading
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return ''.join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        import time
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f'{text!r} never appeared; node output:\n{self.output}')
+            time.sleep(0.05)
+
+    def stop(self, signal_number: int = 2, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal_number)
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+
+def ros_arguments(parameters: dict) -> list[str]:
+    """--ros-args -p name:=value ... with values written as YAML (JSON is valid YAML)."""
+    import json
+    arguments = ['--ros-args']
+    for name, value in parameters.items():
+        arguments += ['-p', f'{name}:={json.dumps(value)}']
+    return arguments
+
+
+@pytest.fixture
+def start_node(ros_env):
+    """Start ROS node modules (python -m MODULE --ros-args ...); stop them after the test."""
+    nodes = []
+
+    def start(module: str, parameters: dict, *extra: str) -> RunningNode:
+        node = RunningNode([sys.executable, '-m', module, *ros_arguments(parameters), *extra],
+                           ros_env)
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
+
+
+def probe(ros_env: dict, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
+    """Run test/helpers/ros_probe.py with arguments (JSON specs as strings)."""
+    return subprocess.run([sys.executable, str(HELPERS / 'ros_probe.py'), *args], env=ros_env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import cv2
+from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.classifier import load_labels
 from dl_perception.inference.postprocess import ProbabilitySmoother
@@ -16,7 +17,6 @@ from dl_perception.inference.providers import ProviderError
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.training.checkpoint import load_checkpoint
-from dl_perception.training.data import load_fashion_mnist
 from dl_perception.training.data import PreparedImages
 from dl_perception.training.evaluation import BatchNormalizer
 from dl_perception.training.model_setup import build_from_spec

@@ -14,15 +14,17 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / 'dl_perception'
 # layer -> the dl_perception layers it may import (itself included)
 ALLOWED_LAYERS = {
     'preprocessing': {'preprocessing'},
+    'datasets': {'datasets'},
     'models': {'models'},
-    'training': {'preprocessing', 'models', 'training'},
-    'export': {'preprocessing', 'models', 'training', 'inference', 'export'},
+    'training': {'preprocessing', 'datasets', 'models', 'training'},
+    'export': {'preprocessing', 'datasets', 'models', 'training', 'inference', 'export'},
     'inference': {'preprocessing', 'inference'},
-    'ros': {'preprocessing', 'inference', 'ros'},
+    'ros': {'preprocessing', 'datasets', 'inference', 'ros'},
 }
 # layer -> third-party top-level modules it must never import
 FORBIDDEN_MODULES = {
     'preprocessing': {'torch', 'torchvision', 'rclpy', 'onnxruntime'},
+    'datasets': {'torch', 'torchvision', 'rclpy', 'onnxruntime'},
     'models': {'rclpy', 'onnxruntime'},
     'training': {'rclpy', 'onnxruntime'},
     'export': {'rclpy'},
@@ -64,8 +66,8 @@ import importlib, pkgutil, sys
 for name in ('torch', 'torchvision'):
     sys.modules[name] = None  # makes `import torch` raise ImportError
 import dl_perception
-for package_name in ('dl_perception.preprocessing', 'dl_perception.inference',
-                     'dl_perception.ros'):
+for package_name in ('dl_perception.preprocessing', 'dl_perception.datasets',
+                     'dl_perception.inference', 'dl_perception.ros'):
     package = importlib.import_module(package_name)
     for module in pkgutil.walk_packages(package.__path__, package_name + '.'):
         importlib.import_module(module.name)

@@ -262,7 +262,7 @@ def test_pretrained_backbone_stays_frozen(tmp_path):
 
 def test_image_folder_dataset(tmp_path):
     import cv2
-    from dl_perception.training.data import load_fashion_mnist
+    from dl_perception.datasets import load_fashion_mnist
     images = load_fashion_mnist(FASHION_MNIST, 'test')
     for split, offset in (('train', 0), ('val', 3000)):
         for label, name in enumerate(['bag', 'sneaker', 'trouser']):

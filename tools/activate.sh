@@ -14,10 +14,10 @@ export VIRTUAL_ENV="$DLP_VENV"
 export PATH="$DLP_VENV/bin:$PATH"
 export AMENT_PREFIX_PATH="$DLP_VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # colcon's setup files read unset variables; they must not run under `set -u`.
-_dlp_nounset=$([[ $- == *u* ]] && echo 1)
+case $- in *u*) _dlp_nounset=1 ;; *) _dlp_nounset='' ;; esac
 set +u
 source "$DLP_OVERLAY/install/setup.bash"
-[ -n "$_dlp_nounset" ] && set -u
+if [ -n "$_dlp_nounset" ]; then set -u; fi
 unset _dlp_nounset
 export PATH="$DLP_OVERLAY/install/dl_perception/lib/dl_perception:$PATH"
 # The pip wheels ship Fast DDS only; ROS needs it named.

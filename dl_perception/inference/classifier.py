@@ -8,7 +8,8 @@ for a foreign model, from explicit ``labels`` and ``preprocessing`` arguments.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 import json
 from pathlib import Path
 
@@ -96,14 +97,16 @@ class Classifier:
 
     def __init__(self, model_path: str | Path, *,
                  labels: Sequence[str] | str | Path | None = None,
-                 preprocessing: PreprocessingSpec | None = None, output: str | None = None,
+                 preprocessing: PreprocessingSpec | Mapping | None = None,
+                 output: str | None = None,
                  providers: ProviderSettings = ProviderSettings()) -> None:
         """
         Load the model and work out how to feed it.
 
         :param labels: class names (or a labels file) overriding the file's metadata;
             required for a model without dl_perception metadata.
-        :param preprocessing: overrides the metadata; required for a foreign model.
+        :param preprocessing: a whole spec replacing the metadata's (required for a foreign
+            model), or a mapping of PreprocessingSpec fields overriding some of it.
         :param output: 'logits' or 'probabilities', overriding the metadata (default logits).
         :raises ValueError: the model does not look like an image classifier, or labels /
             preprocessing are missing or do not fit it.
@@ -117,7 +120,7 @@ class Classifier:
         if isinstance(labels, (str, Path)):
             labels = load_labels(labels)
         self.labels = tuple(labels) if labels is not None else self._from_metadata('labels')
-        self.spec = preprocessing or self._from_metadata('preprocessing')
+        self.spec = self._resolve_spec(preprocessing)
         self.output = output or (self.metadata.output if self.metadata else 'logits')
         if self.output not in OUTPUT_KINDS:
             raise ValueError(f'output must be one of {OUTPUT_KINDS}, got {self.output!r}')
@@ -135,6 +138,21 @@ class Classifier:
             raise ValueError(f'{self.path} carries no dl_perception metadata: give {name} '
                              f'explicitly (labels file, preprocessing parameters)')
         return getattr(self.metadata, name)
+
+    def _resolve_spec(self, preprocessing: PreprocessingSpec | Mapping | None
+                      ) -> PreprocessingSpec:
+        if isinstance(preprocessing, PreprocessingSpec):
+            return preprocessing
+        overrides = dict(preprocessing or {})
+        if self.metadata is not None:
+            return replace(self.metadata.preprocessing, **overrides)
+        if not overrides:
+            return self._from_metadata('preprocessing')
+        try:
+            return PreprocessingSpec(**overrides)
+        except TypeError as error:
+            raise ValueError(f'{self.path} carries no dl_perception metadata, so the '
+                             f'preprocessing must be complete: {error}') from None
 
     def _check_io(self) -> None:
         shape = self._input.shape
@@ -179,18 +197,23 @@ class Classifier:
                              f'{len(self.labels)} labels')
         return softmax(scores) if self.output == 'logits' else scores
 
-    def classify_batch(self, images: Sequence[np.ndarray], source_orders: Sequence[str] | str,
-                       top_k: int = 5, threshold: float = 0.0) -> list[Prediction]:
-        """Classify several images in one run; ``source_orders`` per image or one for all."""
-        if not len(images):
-            return []
+    def predict_batch(self, images: Sequence[np.ndarray],
+                      source_orders: Sequence[str] | str) -> np.ndarray:
+        """Preprocess raw images and run them in one batch: float32 (N, K) probabilities."""
         orders = ([source_orders] * len(images) if isinstance(source_orders, str)
                   else list(source_orders))
         if len(orders) != len(images):
             raise ValueError(f'{len(images)} images but {len(orders)} channel orders')
+        if not len(images):
+            return np.zeros((0, len(self.labels)), np.float32)
         batch = np.stack([self.preprocess(image, order) for image, order in zip(images, orders)])
+        return self.probabilities(batch)
+
+    def classify_batch(self, images: Sequence[np.ndarray], source_orders: Sequence[str] | str,
+                       top_k: int = 5, threshold: float = 0.0) -> list[Prediction]:
+        """Classify several images in one run; ``source_orders`` per image or one for all."""
         return [Prediction(row, rank(row, self.labels, top_k, threshold))
-                for row in self.probabilities(batch)]
+                for row in self.predict_batch(images, source_orders)]
 
     def classify(self, image: np.ndarray, source_order: str = 'bgr', top_k: int = 5,
                  threshold: float = 0.0) -> Prediction:

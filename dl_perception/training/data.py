@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-import gzip
 from pathlib import Path
 
-import cv2
+from dl_perception.datasets import FASHION_MNIST_CLASSES
+from dl_perception.datasets import ImageSource
+from dl_perception.datasets import load_fashion_mnist
+from dl_perception.datasets import load_folder
 from dl_perception.preprocessing import convert_channels
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.preprocessing import resize_to_input
@@ -23,56 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
-                         'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
-FASHION_MNIST_FILES = {
-    'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
-    'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
-}
-IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp'}
 STATISTICS_SAMPLE = 10_000
-
-
-class ImageSource:
-    """Random access to uint8 images (H, W, C) of one channel order, with their labels."""
-
-    order: str
-    labels: np.ndarray
-
-    def read(self, index: int) -> np.ndarray:
-        """Return image ``index`` as uint8 (H, W, C) in ``self.order``."""
-        raise NotImplementedError
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-class ArrayImages(ImageSource):
-    """Images held in memory: uint8 (N, H, W) grey or (N, H, W, 3) RGB."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.images = images if images.ndim == 4 else images[..., None]
-        self.order = 'grey' if self.images.shape[-1] == 1 else 'rgb'
-        self.labels = labels.astype(np.int64)
-
-    def read(self, index: int) -> np.ndarray:
-        return self.images[index]
-
-
-class FileImages(ImageSource):
-    """Images read from files on demand (OpenCV decodes them as BGR)."""
-
-    order = 'bgr'
-
-    def __init__(self, paths: Sequence[Path], labels: Sequence[int]) -> None:
-        self.paths = list(paths)
-        self.labels = np.asarray(labels, np.int64)
-
-    def read(self, index: int) -> np.ndarray:
-        image = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f'cannot decode image file {self.paths[index]}')
-        return image
 
 
 class PreparedImages(Dataset):
@@ -113,76 +66,6 @@ class DataBundle:
     classes: list[str]
     spec: PreprocessingSpec
     name: str
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read a gzip-compressed IDX file (the MNIST format) into a uint8 array."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f'missing {path}: Fashion-MNIST is expected there as the four IDX .gz files; '
-            f'install it with `apt-get install dataset-fashion-mnist` or set data.root')
-    try:
-        raw = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as error:
-        raise ValueError(f'{path} is not a readable gzip file: {error}') from None
-    if len(raw) < 4 or raw[:2] != b'\0\0' or raw[2] != 0x08:
-        raise ValueError(f'{path} is not an unsigned-byte IDX file (bad magic number)')
-    dims = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big') for i in range(dims))
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).copy()
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f'{path} is truncated: header says {shape}, found {data.size} bytes')
-    return data.reshape(shape)
-
-
-def load_fashion_mnist(root: Path, split: str) -> ArrayImages:
-    """Load the train or test split of Fashion-MNIST from its IDX files."""
-    image_file, label_file = FASHION_MNIST_FILES[split]
-    images, labels = read_idx(root / image_file), read_idx(root / label_file)
-    if len(images) != len(labels):
-        raise ValueError(f'{root}: {len(images)} {split} images but {len(labels)} labels')
-    return ArrayImages(images, labels)
-
-
-def _class_folders(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith('.'))
-
-
-def _folder_source(folder: Path, classes: list[str]) -> FileImages:
-    paths, labels = [], []
-    for label, name in enumerate(classes):
-        for path in sorted((folder / name).rglob('*')):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(path)
-                labels.append(label)
-    if not paths:
-        raise ValueError(f'no images ({", ".join(sorted(IMAGE_SUFFIXES))}) under {folder}')
-    return FileImages(paths, labels)
-
-
-def load_folder(root: Path) -> tuple[dict[str, FileImages], list[str]]:
-    """
-    Load an image folder: root/{train,val,test}/<class>/* or root/<class>/*.
-
-    Returns the sources found (key 'train' always, 'val' and 'test' when present) and the
-    sorted class names of train.
-    """
-    if not root.is_dir():
-        raise FileNotFoundError(f'image folder not found: {root}')
-    split_root = root / 'train'
-    base = split_root if split_root.is_dir() else root
-    classes = _class_folders(base)
-    if len(classes) < 2:
-        raise ValueError(f'{base} needs one sub-folder per class (at least two), '
-                         f'found {classes}')
-    sources = {'train': _folder_source(base, classes)}
-    for split in ('val', 'test'):
-        if split_root.is_dir() and (root / split).is_dir():
-            found = _class_folders(root / split)
-            if found != classes:
-                raise ValueError(f'{root / split} classes {found} differ from train {classes}')
-            sources[split] = _folder_source(root / split, classes)
-    return sources, classes
 
 
 def channel_statistics(dataset: PreparedImages, seed: int) -> tuple[list[float], list[float]]:

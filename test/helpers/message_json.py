@@ -16,4 +16,6 @@ def to_plain(value: Any) -> Any:
         return [to_plain(item) for item in value]
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, bytes):  # `byte` fields (e.g. DiagnosticStatus.level)
+        return value[0] if len(value) == 1 else list(value)
     return value

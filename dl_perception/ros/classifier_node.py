@@ -1,0 +1,378 @@
+"""
+``classifier_node``: classify camera images with an ONNX model and publish vision_msgs.
+
+A managed (lifecycle) node: configure loads the model, activate subscribes and starts the
+worker, deactivate stops both, cleanup frees the model; ``autostart`` walks it to active.
+Callbacks only store the newest frame of each camera; one worker thread classifies whatever
+is waiting in one batch. Topics (relative, remappable): inputs from ``image_topics``;
+``classification``, ``detections`` (tiles mode), ``overlay``, ``label_info`` and
+``vision_info`` (both transient local), and ``/diagnostics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+import sys
+import threading
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
+from dl_perception.inference.classifier import Classifier
+from dl_perception.inference.providers import GPU_PROVIDERS
+from dl_perception.inference.providers import PROVIDER_NAMES
+from dl_perception.inference.providers import ProviderError
+from dl_perception.ros import vision_messages
+from dl_perception.ros.classifier_parameters import check_parameter
+from dl_perception.ros.classifier_parameters import classifier_from_parameters
+from dl_perception.ros.classifier_parameters import MODEL_PARAMETERS
+from dl_perception.ros.classifier_parameters import PARAMETERS
+from dl_perception.ros.frame_processor import FrameProcessor
+from dl_perception.ros.frame_processor import ProcessingSettings
+from dl_perception.ros.image_conversion import check_compressed_msg
+from dl_perception.ros.image_conversion import check_image_msg
+from dl_perception.ros.image_conversion import image_to_msg
+from dl_perception.ros.image_conversion import ImageConversionError
+from dl_perception.ros.latest_frames import Frame
+from dl_perception.ros.latest_frames import LatestFrames
+from dl_perception.ros.node_statistics import diagnostic_status
+from dl_perception.ros.node_statistics import NodeStatistics
+from dl_perception.ros.qos_matching import choose_reliability
+from dl_perception.ros.qos_matching import input_qos
+from dl_perception.ros.qos_matching import latched_qos
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode
+from rclpy.lifecycle import LifecycleState
+from rclpy.lifecycle import TransitionCallbackReturn
+from sensor_msgs.msg import CompressedImage
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+from vision_msgs.msg import Classification
+from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import LabelInfo
+from vision_msgs.msg import VisionInfo
+
+NO_INPUT_WARNING_S = 5.0
+GRAPH_CHECK_PERIOD_S = 0.5
+MODEL_ERRORS = (FileNotFoundError, ValueError, ProviderError)
+
+
+class ClassifierNode(LifecycleNode):
+    """Serve one ONNX classifier to every configured camera topic."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('classifier', **kwargs)
+        for parameter in PARAMETERS:
+            self.declare_parameter(parameter.name, parameter.default, parameter.descriptor())
+        self._values = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
+        problems = [reason for name, value in self._values.items()
+                    if (reason := check_parameter(name, value))]
+        if problems:
+            raise ValueError('; '.join(problems))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._settings = ProcessingSettings.from_parameters(self._values)
+        self._statistics = NodeStatistics()
+        self._frames = LatestFrames()
+        self._processor = FrameProcessor(self._statistics, self._reject)
+        self._processor.reset_smoothing(self._values['smoothing'])
+        self._classifier: Classifier | None = None
+        self._model_lock = threading.Lock()
+        self._database_version = 0
+        self._problem = 'not configured'
+        self._inputs: dict[str, tuple[Any, Any]] = {}
+        self._outputs: dict[str, Any] = {}
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._graph_timer = None
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(self._values['diagnostics_period'], self._publish_diagnostics)
+        self.create_service(Trigger, '~/reload', self._on_reload)
+
+    # lifecycle -------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and create the publishers; FAILURE (with the reason) if it fails."""
+        try:
+            classifier = classifier_from_parameters(self._values)
+        except MODEL_ERRORS as error:
+            self._problem = f'cannot load the model: {error}'
+            self.get_logger().error(self._problem)
+            return TransitionCallbackReturn.FAILURE
+        self._install(classifier)
+        self._outputs = {
+            'classification': self.create_lifecycle_publisher(Classification, 'classification',
+                                                              10),
+            'detections': self.create_lifecycle_publisher(Detection2DArray, 'detections', 10),
+            'overlay': self.create_lifecycle_publisher(Image, 'overlay', 2),
+            'label_info': self.create_lifecycle_publisher(LabelInfo, 'label_info',
+                                                          latched_qos()),
+            'vision_info': self.create_lifecycle_publisher(VisionInfo, 'vision_info',
+                                                           latched_qos()),
+        }
+        self._problem = ''
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Publish the model description, subscribe, and start the worker."""
+        result = super().on_activate(state)
+        self._announce_model()
+        self._refresh_subscriptions()
+        self._graph_timer = self.create_timer(GRAPH_CHECK_PERIOD_S, self._refresh_subscriptions)
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name='classifier-worker',
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(f'active: {self._classifier.path.name} on '
+                               f'{", ".join(self._classifier.providers_in_use)}, inputs '
+                               f'{", ".join(self._values["image_topics"])}')
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker and unsubscribe; the model stays loaded."""
+        self.stop_work()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and free the model."""
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+        with self._model_lock:
+            self._classifier = None
+        self._problem = 'not configured'
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything."""
+        self.stop_work()
+        return super().on_shutdown(state)
+
+    def stop_work(self) -> None:
+        """Stop the worker and the subscriptions (deactivation, shutdown, process exit)."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+        if self._graph_timer is not None:
+            self.destroy_timer(self._graph_timer)
+            self._graph_timer = None
+        for subscription, _ in self._inputs.values():
+            self.destroy_subscription(subscription)
+        self._inputs = {}
+        self._frames.clear()
+
+    # model ---------------------------------------------------------------------------
+
+    def _install(self, classifier: Classifier) -> None:
+        """Swap in a loaded model (atomically for the worker) and bump the database version."""
+        with self._model_lock:
+            self._classifier = classifier
+            self._database_version += 1
+            self._processor.reset_smoothing(self._values['smoothing'])
+
+    def _announce_model(self) -> None:
+        if 'label_info' not in self._outputs or self._classifier is None:
+            return
+        header = Header(stamp=self.get_clock().now().to_msg())
+        classifier = self._classifier
+        self._outputs['label_info'].publish(vision_messages.label_info_msg(
+            header, classifier.labels, self._values['score_threshold']))
+        self._outputs['vision_info'].publish(vision_messages.vision_info_msg(
+            header, method=(classifier.metadata.architecture if classifier.metadata else
+                            'onnx classifier'),
+            database_location=str(classifier.path), database_version=self._database_version))
+
+    def _on_reload(self, request: Trigger.Request,
+                   response: Trigger.Response) -> Trigger.Response:
+        """Load the model again from model_path; on failure the old one keeps serving."""
+        if self._classifier is None:
+            response.success, response.message = False, 'not configured: nothing to reload'
+            return response
+        try:
+            classifier = classifier_from_parameters(self._values)
+        except MODEL_ERRORS as error:
+            response.success = False
+            response.message = f'reload failed, the previous model keeps serving: {error}'
+            self.get_logger().error(response.message)
+            return response
+        self._install(classifier)
+        self._announce_model()
+        response.success = True
+        response.message = f'loaded {classifier.path} (database version ' \
+                           f'{self._database_version})'
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
+        """
+        Validate changes and apply them.
+
+        A change of a model parameter loads the new model first; if that fails the change is
+        refused with the reason and the old model keeps serving.
+        """
+        proposed = dict(self._values)
+        for parameter in parameters:
+            reason = check_parameter(parameter.name, parameter.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+            proposed[parameter.name] = parameter.value
+        model_changed = any(proposed[n] != self._values[n] for n in MODEL_PARAMETERS)
+        classifier = None
+        if model_changed and self._classifier is not None:
+            try:
+                classifier = classifier_from_parameters(proposed)
+            except MODEL_ERRORS as error:
+                return SetParametersResult(successful=False, reason=(
+                    f'the new model does not load, the previous one keeps serving: {error}'))
+        smoothing_changed = proposed['smoothing'] != self._values['smoothing']
+        self._values = proposed
+        self._settings = ProcessingSettings.from_parameters(proposed)
+        if classifier is not None:
+            self._install(classifier)
+            self._announce_model()
+        elif smoothing_changed:
+            self._processor.reset_smoothing(proposed['smoothing'])
+        return SetParametersResult(successful=True)
+
+    # inputs ----------------------------------------------------------------------------
+
+    def _refresh_subscriptions(self) -> None:
+        """Subscribe to each input topic with the reliability its publishers need."""
+        for topic in self._values['image_topics']:
+            resolved = self.resolve_topic_name(topic)
+            reliability = choose_reliability(self._values['reliability'],
+                                             self.get_publishers_info_by_topic(resolved))
+            current = self._inputs.get(topic)
+            if reliability is None or (current is not None and current[1] == reliability):
+                continue
+            if current is not None:
+                self.destroy_subscription(current[0])
+            compressed = topic.rstrip('/').endswith('/compressed')
+            subscription = self.create_subscription(
+                CompressedImage if compressed else Image, topic,
+                lambda msg, topic=topic: self._on_image(topic, msg),
+                input_qos(reliability, self._values['queue_depth']))
+            self._inputs[topic] = (subscription, reliability)
+            self.get_logger().info(f'subscribed to {resolved} ({reliability.name.lower()})')
+
+    def _on_image(self, topic: str, msg: Image | CompressedImage) -> None:
+        """Check the message's structure and keep it as the camera's newest frame."""
+        self._statistics.on_received(topic)
+        try:
+            (check_compressed_msg if isinstance(msg, CompressedImage) else check_image_msg)(msg)
+        except ImageConversionError as error:
+            self._reject(topic, str(error))
+            return
+        self._frames.put(topic, Frame(msg, time.monotonic()))
+
+    def _reject(self, topic: Hashable, reason: str) -> None:
+        self._statistics.on_rejected(topic, reason)
+        self.get_logger().warning(f'rejected a message on {topic}: {reason}',
+                                  throttle_duration_sec=5.0)
+
+    # work ------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        """Classify waiting frames until stopped, at most max_rate_hz batches a second."""
+        while not self._stop.is_set():
+            frames = self._frames.take(timeout=0.1)
+            if not frames:
+                continue
+            started = time.monotonic()
+            try:
+                self._process(frames)
+            except RuntimeError:
+                # SIGINT/SIGTERM shut the context down under the worker: a requested stop.
+                if self.context.ok():
+                    raise
+                return
+            rate = self._values['max_rate_hz']
+            if rate > 0:
+                self._stop.wait(max(0.0, 1.0 / rate - (time.monotonic() - started)))
+
+    def _process(self, frames: dict[Hashable, Frame]) -> None:
+        """Classify one batch with the current model and publish every result."""
+        with self._model_lock:
+            classifier = self._classifier
+        overlay = self._outputs['overlay']
+        want_overlay = self._settings.publish_overlay and overlay.get_subscription_count() > 0
+        results = self._processor.process(classifier, frames, self._settings, want_overlay)
+        for message in results.classifications:
+            self._outputs['classification'].publish(message)
+            self._count_published(message.header)
+        for message in results.detections:
+            self._outputs['detections'].publish(message)
+            self._count_published(message.header)
+        for header, image in results.overlays:
+            overlay.publish(image_to_msg(image, 'bgr8', header))
+
+    def _count_published(self, header: Header) -> None:
+        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        now_ns = self.get_clock().now().nanoseconds
+        self._statistics.on_published((now_ns - stamp_ns) / 1e6 if stamp_ns else float('nan'))
+
+    # diagnostics -----------------------------------------------------------------------
+
+    def _health(self) -> tuple[bytes, str]:
+        """Return the diagnostic level and message for the node's current state."""
+        if self._classifier is None:
+            return DiagnosticStatus.ERROR, self._problem
+        in_use = self._classifier.providers_in_use
+        wanted_gpu = [PROVIDER_NAMES[n] for n in self._values['providers'] if n in GPU_PROVIDERS]
+        problems = []
+        if wanted_gpu and not set(wanted_gpu) & set(in_use):
+            problems.append('running on the CPU: no requested GPU provider started')
+        fresh = self._statistics.new_rejections()
+        if fresh:
+            problems.append(f'{fresh} malformed messages rejected since the last report')
+        idle = self._statistics.seconds_since_input()
+        if self._worker is not None and idle > NO_INPUT_WARNING_S:
+            problems.append(f'no input for {idle:.0f} s' if idle != float('inf')
+                            else 'no input received yet')
+        if problems:
+            return DiagnosticStatus.WARN, '; '.join(problems)
+        return DiagnosticStatus.OK, 'classifying' if self._worker else 'configured, inactive'
+
+    def _publish_diagnostics(self) -> None:
+        level, message = self._health()
+        values = {'model': str(self._classifier.path) if self._classifier else 'none',
+                  'providers in use': ', '.join(self._classifier.providers_in_use)
+                  if self._classifier else 'none',
+                  'database version': str(self._database_version)}
+        values.update(self._statistics.report(self._frames.dropped))
+        status = diagnostic_status(f'{self.get_name()}: classifier', values['model'], level,
+                                   message, values)
+        self._diagnostics.publish(DiagnosticArray(
+            header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until SIGINT/SIGTERM; exit 1 when its parameters are invalid."""
+    rclpy.init(args=args)
+    try:
+        node = ClassifierNode()
+    except (ValueError, ParameterException) as error:
+        rclpy.logging.get_logger('classifier').error(f'invalid parameters: {error}')
+        rclpy.try_shutdown()
+        return 1
+    try:
+        if node.get_parameter('autostart').value:
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                node.trigger_activate()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop_work()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""
+The classifier node's parameters: one table of name, default, description and allowed values.
+
+Declaring from the table gives every parameter a descriptor (with ranges where they apply),
+and ``check_parameter`` is the one place that says why a value is refused, at start-up and on
+every later change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dl_perception.inference.classifier import Classifier
+from dl_perception.inference.providers import PROVIDER_NAMES
+from dl_perception.inference.providers import ProviderSettings
+from dl_perception.preprocessing.spec import RESIZE_POLICIES
+from rcl_interfaces.msg import FloatingPointRange
+from rcl_interfaces.msg import IntegerRange
+from rcl_interfaces.msg import ParameterDescriptor
+
+MODES = ('classify', 'tiles')
+RELIABILITIES = ('auto', 'reliable', 'best_effort')
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One declared parameter; ``choices`` or a numeric ``low``..``high`` bound its values."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    read_only: bool = False
+    check: Callable[[Any], str | None] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        """Build the ROS descriptor: description, allowed values and numeric range."""
+        text = self.description
+        if self.choices:
+            text += f' One of: {", ".join(map(str, self.choices))}.'
+        descriptor = ParameterDescriptor(description=text, read_only=self.read_only)
+        if self.low is not None:
+            if isinstance(self.default, int):
+                descriptor.integer_range = [IntegerRange(
+                    from_value=int(self.low), to_value=int(self.high), step=1)]
+            elif isinstance(self.default, float):
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.low), to_value=float(self.high), step=0.0)]
+        return descriptor
+
+
+def _providers(values: list) -> str | None:
+    bad = [v for v in values if v not in PROVIDER_NAMES]
+    if not values or bad:
+        return f'{list(values)}: give one or more of {", ".join(PROVIDER_NAMES)}'
+    return None
+
+
+def _topics(values: list) -> str | None:
+    return 'give at least one topic' if not [v for v in values if v] else None
+
+
+def _per_channel(positive: bool) -> Callable[[list], str | None]:
+    def check(values: list) -> str | None:
+        if list(values) == [0.0]:
+            return None
+        if len(values) not in (1, 3) or (positive and min(values) <= 0):
+            return f'{list(values)}: give 1 or 3 {"positive " if positive else ""}values'
+        return None
+    return check
+
+
+PARAMETERS = (
+    Parameter('model_path', '', 'ONNX classifier to load (a dl-perception export, or a '
+              'foreign model with labels_path and the preprocessing overrides).'),
+    Parameter('labels_path', '', 'Labels file (one per line, or JSON); empty = from the model '
+              'metadata.'),
+    Parameter('input_size', 0, 'Override: network input side in pixels; 0 = from metadata.',
+              low=0, high=4096),
+    Parameter('input_channels', '', 'Override: network input channels; empty = metadata.',
+              choices=('', 'rgb', 'bgr', 'grey')),
+    Parameter('mean', [0.0], 'Override: per-channel mean (0..1); [0.0] = from metadata.',
+              check=_per_channel(positive=False)),
+    Parameter('std', [0.0], 'Override: per-channel std (0..1); [0.0] = from metadata.',
+              check=_per_channel(positive=True)),
+    Parameter('resize', '', 'Override: resize policy; empty = from metadata.',
+              choices=('',) + RESIZE_POLICIES),
+    Parameter('output_kind', '', 'Override: what the network outputs; empty = metadata.',
+              choices=('', 'logits', 'probabilities')),
+    Parameter('providers', ['cpu'], 'ONNX Runtime execution providers, in order of '
+              'preference.', check=_providers),
+    Parameter('allow_cpu_fallback', False, 'Run on the CPU (with a warning) when no requested '
+              'GPU provider starts, instead of failing.'),
+    Parameter('device_id', 0, 'GPU index for the CUDA and TensorRT providers.', low=0, high=64),
+    Parameter('tensorrt_fp16', False, 'Let TensorRT run in half precision.'),
+    Parameter('tensorrt_cache_dir', '', 'TensorRT engine cache folder; empty = no cache.'),
+    Parameter('threads', 0, 'ONNX Runtime intra-op threads; 0 = its default.', low=0, high=256),
+    Parameter('image_topics', ['image'], 'Input topics; names ending in /compressed carry '
+              'sensor_msgs/CompressedImage, others sensor_msgs/Image. One model serves all.',
+              read_only=True, check=_topics),
+    Parameter('queue_depth', 1, 'Input QoS depth per camera. 1 keeps only the newest frame '
+              'even inside DDS; more lets bursts reach the node (which still classifies only '
+              'the newest, counting the rest as dropped), so every message is accounted for.',
+              low=1, high=100, read_only=True),
+    Parameter('reliability', 'auto', 'Input QoS reliability; auto matches what the publishers '
+              'offer.', choices=RELIABILITIES, read_only=True),
+    Parameter('top_k', 5, 'Results per classification.', low=1, high=1000),
+    Parameter('score_threshold', 0.0, 'Drop results below this probability.', low=0.0,
+              high=1.0),
+    Parameter('smoothing', 0.0, 'Temporal smoothing per camera: weight of the past in an '
+              'exponential moving average of probabilities; 0 = off.', low=0.0, high=0.99),
+    Parameter('mode', 'classify', 'classify: one result per image; tiles: classify tiles and '
+              'publish detections.', choices=MODES),
+    Parameter('tile_size', 128, 'tiles mode: tile side in pixels.', low=8, high=4096),
+    Parameter('tile_stride', 64, 'tiles mode: step between tiles in pixels.', low=1, high=4096),
+    Parameter('ignore_classes', [''], 'tiles mode: classes that never become detections '
+              '(e.g. background).'),
+    Parameter('max_rate_hz', 0.0, 'Process at most this many batches per second; 0 = as '
+              'fast as frames come.', low=0.0, high=1000.0),
+    Parameter('publish_overlay', True, 'Publish the image with its labels drawn on `overlay` '
+              '(only computed while someone subscribes).'),
+    Parameter('diagnostics_period', 1.0, 'Seconds between /diagnostics reports.', low=0.1,
+              high=60.0, read_only=True),
+    Parameter('autostart', True, 'Configure and activate on start-up.', read_only=True),
+)
+BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
+
+
+def check_parameter(name: str, value: Any) -> str | None:
+    """Return why ``value`` is not acceptable for parameter ``name``, or None if it is."""
+    parameter = BY_NAME.get(name)
+    if parameter is None:
+        return None
+    if parameter.choices and value not in parameter.choices:
+        return f'{name} = {value!r}; allowed: {", ".join(map(repr, parameter.choices))}'
+    reason = parameter.check(value) if parameter.check else None
+    return f'{name} = {reason}' if reason else None
+
+
+MODEL_PARAMETERS = ('model_path', 'labels_path', 'input_size', 'input_channels', 'mean', 'std',
+                    'resize', 'output_kind', 'providers', 'allow_cpu_fallback', 'device_id',
+                    'tensorrt_fp16', 'tensorrt_cache_dir', 'threads')
+
+
+def preprocessing_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the PreprocessingSpec fields the parameters set (empty/0 mean 'from metadata')."""
+    overrides: dict[str, Any] = {}
+    if values['input_size']:
+        overrides['height'] = overrides['width'] = values['input_size']
+    if values['input_channels']:
+        overrides['channels'] = values['input_channels']
+    for name in ('mean', 'std'):
+        if list(values[name]) != [0.0]:
+            overrides[name] = tuple(values[name])
+    if values['resize']:
+        overrides['resize'] = values['resize']
+    return overrides
+
+
+def classifier_from_parameters(values: Mapping[str, Any]) -> Classifier:
+    """
+    Load the classifier the parameter values describe.
+
+    :raises FileNotFoundError: model or labels file missing.
+    :raises ValueError: the model is not usable with these settings (the message says why).
+    :raises ProviderError: a GPU provider was required and did not start.
+    """
+    if not values['model_path']:
+        raise ValueError('model_path is empty: set it to an exported .onnx file')
+    providers = ProviderSettings(
+        tuple(values['providers']), device_id=values['device_id'],
+        tensorrt_fp16=values['tensorrt_fp16'],
+        tensorrt_cache_dir=values['tensorrt_cache_dir'] or None,
+        allow_cpu_fallback=values['allow_cpu_fallback'], intra_op_threads=values['threads'])
+    return Classifier(values['model_path'], labels=values['labels_path'] or None,
+                      preprocessing=preprocessing_overrides(values),
+                      output=values['output_kind'] or None, providers=providers)

@@ -1,0 +1,148 @@
+"""
+The classifier node's work on one batch of frames: decode, classify, build messages.
+
+Kept apart from the node so it runs (and is tested) without one: frames in, vision_msgs out.
+A frame that cannot be decoded is rejected and counted; the others still go through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from dataclasses import field
+import time
+from typing import Any
+
+from dl_perception.inference.classifier import Classifier
+from dl_perception.inference.postprocess import ProbabilitySmoother
+from dl_perception.inference.postprocess import rank
+from dl_perception.inference.tiling import detect_in_tiles
+from dl_perception.preprocessing import convert_channels
+from dl_perception.ros import vision_messages
+from dl_perception.ros.image_conversion import image_from_compressed
+from dl_perception.ros.image_conversion import image_from_msg
+from dl_perception.ros.image_conversion import ImageConversionError
+from dl_perception.ros.latest_frames import Frame
+from dl_perception.ros.node_statistics import NodeStatistics
+from dl_perception.ros.overlay import draw_results
+import numpy as np
+from sensor_msgs.msg import CompressedImage
+from std_msgs.msg import Header
+from vision_msgs.msg import Classification
+from vision_msgs.msg import Detection2DArray
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """The parameters the worker reads for every batch (a snapshot, swapped as a whole)."""
+
+    top_k: int
+    score_threshold: float
+    mode: str
+    tile_size: int
+    tile_stride: int
+    ignore_classes: frozenset[str]
+    smoothing: float
+    publish_overlay: bool
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> ProcessingSettings:
+        """Take the relevant parameter values (empty ignore_classes entries are dropped)."""
+        return cls(values['top_k'], values['score_threshold'], values['mode'],
+                   values['tile_size'], values['tile_stride'],
+                   frozenset(c for c in values['ignore_classes'] if c), values['smoothing'],
+                   values['publish_overlay'])
+
+
+@dataclass
+class Results:
+    """Messages for one batch; overlays are (header, BGR uint8 image) pairs."""
+
+    classifications: list[Classification] = field(default_factory=list)
+    detections: list[Detection2DArray] = field(default_factory=list)
+    overlays: list[tuple[Header, np.ndarray]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    camera: Hashable
+    header: Header
+    image: np.ndarray
+    order: str
+
+
+def decode(message: Any) -> tuple[np.ndarray, str]:
+    """Image or CompressedImage -> uint8 (H, W, C) image and its channel order."""
+    if isinstance(message, CompressedImage):
+        return image_from_compressed(message)
+    return image_from_msg(message)
+
+
+class FrameProcessor:
+    """Turns waiting frames into results with the current classifier and settings."""
+
+    def __init__(self, statistics: NodeStatistics,
+                 on_reject: Callable[[Hashable, str], None]) -> None:
+        self._statistics = statistics
+        self._on_reject = on_reject
+        self._smoother: ProbabilitySmoother | None = None
+
+    def reset_smoothing(self, smoothing: float) -> None:
+        """Start the per-camera averages afresh (after a model or smoothing change)."""
+        self._smoother = ProbabilitySmoother(1.0 - smoothing) if smoothing > 0 else None
+
+    def process(self, classifier: Classifier, frames: Mapping[Hashable, Frame],
+                settings: ProcessingSettings, want_overlay: bool) -> Results:
+        """Classify every decodable frame; reject (and count) the others."""
+        decoded, inputs = [], []
+        for camera, frame in frames.items():
+            try:
+                image, order = decode(frame.message)
+                if settings.mode == 'classify':
+                    inputs.append(classifier.preprocess(image, order))
+            except (ImageConversionError, ValueError, TypeError) as error:
+                self._on_reject(camera, str(error))
+                continue
+            decoded.append(_Decoded(camera, frame.message.header, image, order))
+        results = Results()
+        if not decoded:
+            return results
+        started = time.perf_counter()
+        if settings.mode == 'tiles':
+            self._detect(classifier, decoded, settings, want_overlay, results)
+        else:
+            probabilities = classifier.probabilities(np.stack(inputs))
+            self._classify(classifier, decoded, probabilities, settings, want_overlay, results)
+        self._statistics.on_inference((time.perf_counter() - started) * 1e3)
+        return results
+
+    def _classify(self, classifier: Classifier, decoded: list[_Decoded],
+                  probabilities: np.ndarray, settings: ProcessingSettings, want_overlay: bool,
+                  results: Results) -> None:
+        for item, row in zip(decoded, probabilities):
+            if self._smoother is not None:
+                row = self._smoother.update(item.camera, row)
+            ranked = rank(row, classifier.labels, settings.top_k, settings.score_threshold)
+            message = vision_messages.classification_msg(item.header, ranked)
+            results.classifications.append(message)
+            if want_overlay:
+                bgr = convert_channels(item.image, item.order, 'bgr')
+                results.overlays.append((item.header, draw_results(bgr, ranked)))
+
+    def _detect(self, classifier: Classifier, decoded: list[_Decoded],
+                settings: ProcessingSettings, want_overlay: bool, results: Results) -> None:
+        for item in decoded:
+            found = detect_in_tiles(classifier, item.image, item.order, settings.tile_size,
+                                    settings.tile_stride, settings.score_threshold,
+                                    settings.ignore_classes)
+            detections = [
+                vision_messages.detection_msg(
+                    item.header, vision_messages.Box(x + w / 2, y + h / 2, w, h),
+                    [(d.label, d.score)], detection_id=str(index))
+                for index, d in enumerate(found) for x, y, w, h in [d.box]]
+            results.detections.append(vision_messages.detection_array_msg(item.header,
+                                                                          detections))
+            if want_overlay:
+                bgr = convert_channels(item.image, item.order, 'bgr')
+                boxes = [(d.label, d.score, d.box) for d in found]
+                results.overlays.append((item.header, draw_results(bgr, (), boxes)))

@@ -1,0 +1,321 @@
+"""
+Replay a dataset split, an image folder, a video file or a camera as a ROS 2 camera stream.
+
+The ``image_source`` node publishes one frame per timer tick on ``image`` (or
+``image/compressed``) and, for a labelled source, the frame's label on ``ground_truth`` as a
+vision_msgs Classification with the frame's header, so a classifier can be scored live.
+``render_frame`` is the pure function that turns a source image into the frame sent, so an
+offline evaluation can reproduce the exact pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import Field
+from dataclasses import field
+from dataclasses import fields
+import sys
+import time
+
+import cv2
+from dl_perception.datasets import FASHION_MNIST_ROOT
+from dl_perception.ros.frame_sources import CaptureFrames
+from dl_perception.ros.frame_sources import check_source
+from dl_perception.ros.frame_sources import Frame
+from dl_perception.ros.frame_sources import IndexedFrames
+from dl_perception.ros.frame_sources import open_frames
+from dl_perception.ros.frame_sources import render_frame
+from dl_perception.ros.frame_sources import SourceOptions
+from dl_perception.ros.image_conversion import compressed_msg
+from dl_perception.ros.image_conversion import image_to_msg
+from dl_perception.ros.vision_messages import classification_msg
+from rcl_interfaces.msg import FloatingPointRange
+from rcl_interfaces.msg import IntegerRange
+from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.duration import Duration
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+from rclpy.qos import ReliabilityPolicy
+from rclpy.task import Future
+from rclpy.time import Time
+from sensor_msgs.msg import CompressedImage
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Classification
+
+NODE_NAME = 'image_source'
+INT32_MAX = 2 ** 31 - 1
+RATE_LOG_PERIOD_S = 5.0
+ACK_TIMEOUT_S = 5.0
+MATCH_SETTLE_S = 0.3
+CHOICES = {
+    'encoding': ('bgr8', 'rgb8', 'mono8'),
+    'compression': ('jpeg', 'png'),
+    'reliability': ('reliable', 'best_effort'),
+}
+_FROM_BGR = {'bgr8': None, 'rgb8': cv2.COLOR_BGR2RGB, 'mono8': cv2.COLOR_BGR2GRAY}
+
+
+def _param(default: object, description: str, low: float | None = None,
+           high: float | None = None) -> Field:
+    """Declare a Settings field: its default, description and optional inclusive range."""
+    return field(default=default, metadata={'description': description, 'range': (low, high)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The node's parameters (all read once at start), with their defaults."""
+
+    source: str = _param('fashion-mnist:test', "what to replay: 'fashion-mnist:test' or "
+                         "'fashion-mnist:train', 'folder:/path', 'video:/path.mp4' or 'camera:0'")
+    dataset_root: str = _param(str(FASHION_MNIST_ROOT), 'folder holding the Fashion-MNIST IDX '
+                               'files (apt-get install dataset-fashion-mnist)')
+    width: int = _param(640, 'output frame width in pixels; 0 keeps the native size', 0, 16384)
+    height: int = _param(480, 'output frame height in pixels; 0 keeps the native size', 0, 16384)
+    rate_hz: float = _param(30.0, 'frames per second (> 0)', 0.0, 1000.0)
+    loop: bool = _param(False, 'start again at the first frame when the source ends')
+    max_frames: int = _param(0, 'stop after this many frames; 0 sends them all', 0, INT32_MAX)
+    start_index: int = _param(0, 'index of the first frame sent', 0, INT32_MAX)
+    shuffle: bool = _param(False, 'send dataset or folder images in a random order')
+    seed: int = _param(0, 'seed of the shuffled order', 0, INT32_MAX)
+    encoding: str = _param('bgr8', 'raw image encoding: bgr8, rgb8 or mono8')
+    compressed: bool = _param(False, 'publish sensor_msgs/CompressedImage on image/compressed')
+    compression: str = _param('jpeg', 'compressed format: jpeg or png')
+    jpeg_quality: int = _param(90, 'JPEG quality', 1, 100)
+    frame_id: str = _param('camera', 'frame_id of every header')
+    reliability: str = _param('reliable', 'image QoS reliability: reliable or best_effort')
+    exit_when_done: bool = _param(True, 'shut down (exit code 0) once the last frame is sent')
+    startup_delay: float = _param(1.0, 'seconds to wait before the first frame', 0.0, 3600.0)
+    wait_for_subscribers: int = _param(0, 'subscriber nodes (of image or ground_truth) to wait '
+                                       'for before the first frame', 0, 1000)
+    wait_timeout: float = _param(10.0, 'seconds after start to stop waiting for subscribers',
+                                 0.0, 3600.0)
+
+
+def _descriptor(setting: Field) -> ParameterDescriptor:
+    """Build the read-only ParameterDescriptor of one Settings field."""
+    descriptor = ParameterDescriptor(description=setting.metadata['description'], read_only=True)
+    low, high = setting.metadata['range']
+    if isinstance(setting.default, float) and low is not None:
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(low), to_value=float(high), step=0.0)]
+    elif isinstance(setting.default, int) and not isinstance(setting.default, bool) and (
+            low is not None):
+        descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+    if setting.name in CHOICES:
+        descriptor.additional_constraints = 'one of: ' + ', '.join(CHOICES[setting.name])
+    return descriptor
+
+
+def _problem(parameter: Parameter) -> str | None:
+    """Return why a parameter value is unacceptable, or None when it is fine."""
+    if parameter.name in CHOICES and parameter.value not in CHOICES[parameter.name]:
+        return (f'{parameter.name} must be one of {", ".join(CHOICES[parameter.name])}, '
+                f'got {parameter.value!r}')
+    if parameter.name == 'rate_hz' and not parameter.value > 0.0:
+        return f'rate_hz must be > 0, got {parameter.value}'
+    if parameter.name == 'source':
+        return check_source(parameter.value)
+    return None
+
+
+class ImageSourceNode(Node):
+    """Publish the frames of a source at a fixed rate, with ground truth when labelled."""
+
+    def __init__(self, **kwargs) -> None:
+        # Set first: rclpy destroys a node whose constructor failed, calling destroy_node.
+        self.frames: IndexedFrames | CaptureFrames | None = None
+        super().__init__(NODE_NAME, **kwargs)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        values = {}
+        for setting in fields(Settings):
+            values[setting.name] = self.declare_parameter(
+                setting.name, setting.default, _descriptor(setting)).value
+        self.settings = settings = Settings(**values)
+        self.frames = open_frames(SourceOptions(
+            settings.source, settings.dataset_root, settings.loop, settings.shuffle,
+            settings.seed, settings.start_index))
+        self.done = Future()
+        reliability = (ReliabilityPolicy.RELIABLE if settings.reliability == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        image_qos = QoSProfile(depth=10, reliability=reliability)
+        if settings.compressed:
+            self._image_pub = self.create_publisher(CompressedImage, 'image/compressed',
+                                                    image_qos)
+        else:
+            self._image_pub = self.create_publisher(Image, 'image', image_qos)
+        self._frame_pubs = [self._image_pub]
+        self._truth_pub = None
+        if self.frames.labelled:
+            self._truth_pub = self.create_publisher(
+                Classification, 'ground_truth',
+                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            self._frame_pubs.append(self._truth_pub)
+        self._created = time.monotonic()
+        self._started = self._finished = False
+        self._matched_at: float | None = None
+        self._sent = self._skipped = self._last_stamp_ns = 0
+        self._window = (self._created, 0)
+        self._timer = self.create_timer(1.0 / settings.rate_hz, self._on_tick)
+        self.create_timer(RATE_LOG_PERIOD_S, self._log_rate)
+        self.get_logger().info(
+            f'publishing {settings.source} on {self._image_pub.topic_name} at '
+            f'{settings.rate_hz:g} Hz ({settings.width}x{settings.height}, '
+            f'{settings.compression if settings.compressed else settings.encoding})'
+            + (f', ground truth on {self._truth_pub.topic_name}' if self._truth_pub else ''))
+
+    @property
+    def sent(self) -> int:
+        """Return how many frames were published so far."""
+        return self._sent
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Reject any value the node cannot use, with the reason."""
+        for parameter in parameters:
+            problem = _problem(parameter)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=True)
+
+    def _subscribers_ready(self) -> bool:
+        """Return True when enough subscriber nodes are known and all of them are matched."""
+        nodes = set()
+        for publisher in self._frame_pubs:
+            infos = self.get_subscriptions_info_by_topic(publisher.topic_name)
+            if publisher.get_subscription_count() < len(infos):
+                return False
+            nodes.update((info.node_namespace, info.node_name) for info in infos)
+        return len(nodes) >= self.settings.wait_for_subscribers
+
+    def _ready(self) -> bool:
+        """Return True once the startup delay is over and subscribers are ready (or late)."""
+        if self._started:
+            return True
+        waited = time.monotonic() - self._created
+        if waited < self.settings.startup_delay:
+            return False
+        if not self._subscribers_ready():
+            self._matched_at = None
+            if waited < self.settings.wait_timeout:
+                return False
+            self.get_logger().warning(
+                f'starting after {waited:.1f} s without the {self.settings.wait_for_subscribers} '
+                f'subscriber node(s) asked for')
+        elif self.settings.wait_for_subscribers:
+            # A writer sees a reader matched slightly before the reader has matched the
+            # writer; a sample sent in between is lost even with reliable QoS.
+            now = time.monotonic()
+            self._matched_at = self._matched_at or now
+            if now - self._matched_at < MATCH_SETTLE_S:
+                return False
+        self._started = True
+        self._window = (time.monotonic(), 0)
+        return True
+
+    def _next_stamp(self) -> Time:
+        """Return the clock's now, nudged forward when needed so stamps strictly increase."""
+        now = max(self.get_clock().now().nanoseconds, self._last_stamp_ns + 1)
+        self._last_stamp_ns = now
+        return Time(nanoseconds=now, clock_type=self.get_clock().clock_type)
+
+    def _on_tick(self) -> None:
+        if self._finished or not self._ready():
+            return
+        try:
+            frame = self.frames.read_next()
+        except ValueError as error:
+            self._skipped += 1
+            self.get_logger().warning(f'skipping an unreadable frame: {error}')
+            return
+        if frame is None:
+            self._finish()
+            return
+        self._publish(frame)
+        if self._sent == self.settings.max_frames:
+            self._finish()
+
+    def _publish(self, frame: Frame) -> None:
+        """Render the frame, publish it and then its ground truth under the same header."""
+        settings = self.settings
+        header = Header(stamp=self._next_stamp().to_msg(), frame_id=settings.frame_id)
+        bgr = render_frame(frame.image, frame.order, settings.width, settings.height)
+        code = _FROM_BGR[settings.encoding]
+        if settings.compressed:
+            grey = cv2.cvtColor(bgr, code) if settings.encoding == 'mono8' else bgr
+            msg = compressed_msg(grey, settings.compression, settings.jpeg_quality, header)
+        else:
+            msg = image_to_msg(bgr if code is None else cv2.cvtColor(bgr, code),
+                               settings.encoding, header)
+        self._image_pub.publish(msg)
+        if self._truth_pub is not None and frame.label is not None:
+            self._truth_pub.publish(classification_msg(header, [(frame.label, 1.0)]))
+        self._sent += 1
+
+    def _finish(self) -> None:
+        """Stop sending, let reliable subscribers acknowledge, then complete ``done``."""
+        self._finished = True
+        self._timer.cancel()
+        skipped = f', skipped {self._skipped} unreadable' if self._skipped else ''
+        self.get_logger().info(f'done: sent {self._sent} frames{skipped}')
+        for publisher in self._frame_pubs:
+            if not publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
+                self.get_logger().warning(
+                    f'some subscribers of {publisher.topic_name} did not acknowledge the last '
+                    f'frames within {ACK_TIMEOUT_S:g} s')
+        if self.settings.exit_when_done:
+            self.done.set_result(self._sent)
+
+    def _log_rate(self) -> None:
+        if not self._started or self._finished:
+            return
+        since, sent_then = self._window
+        now = time.monotonic()
+        if now - since < RATE_LOG_PERIOD_S / 2:
+            return  # just started: wait for a window long enough to mean something
+        self._window = (now, self._sent)
+        self.get_logger().info(f'sent {self._sent} frames, '
+                               f'{(self._sent - sent_then) / (now - since):.1f} Hz')
+
+    def destroy_node(self) -> None:
+        """Release the frame source, then the node."""
+        if self.frames is not None:
+            self.frames.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the image_source node; return 0 when done or stopped, 1 when it cannot start."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ImageSourceNode()
+        rclpy.spin_until_future_complete(node, node.done)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        if node is not None:
+            node.get_logger().info(f'stopped: sent {node.sent} frames')
+    except RuntimeError:
+        # rclpy's SIGINT/SIGTERM handler shuts the context down from another thread, so the
+        # executor or a publisher can fail with RCLError (a RuntimeError) instead of raising
+        # ExternalShutdownException. That is a requested stop; any other RuntimeError is not.
+        if rclpy.ok():
+            raise
+    except ParameterException as error:
+        rclpy.logging.get_logger(NODE_NAME).error(f'invalid parameter: {error}')
+        return 1
+    except (FileNotFoundError, ValueError) as error:
+        rclpy.logging.get_logger(NODE_NAME).error(str(error))
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""
+The demo: Fashion-MNIST test images as a 640x480 camera, the classifier, and the monitor.
+
+Arguments: model (ONNX file), frames (how many, default 1000), rate (Hz, default 30),
+config (classifier parameter file). Everything stops when the monitor has its summary.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.actions import EmitEvent
+from launch.actions import ExecuteProcess
+from launch.actions import RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.substitutions import LaunchConfiguration
+from launch.substitutions import PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackagePrefix
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    frames = LaunchConfiguration('frames')
+    monitor = ExecuteProcess(
+        cmd=[PathJoinSubstitution([FindPackagePrefix('dl_perception'), 'lib', 'dl_perception',
+                                   'dl-perception']), 'monitor', '--frames', frames],
+        name='monitor', output='screen')
+    return LaunchDescription([
+        DeclareLaunchArgument('model', description='ONNX classifier trained on Fashion-MNIST'),
+        DeclareLaunchArgument('frames', default_value='1000', description='frames to send'),
+        DeclareLaunchArgument('rate', default_value='30.0', description='frames per second'),
+        DeclareLaunchArgument('config', default_value=PathJoinSubstitution(
+            [FindPackageShare('dl_perception'), 'config', 'classifier.yaml'])),
+        Node(package='dl_perception', executable='classifier_node', name='classifier',
+             output='screen',
+             parameters=[LaunchConfiguration('config'),
+                         {'model_path': LaunchConfiguration('model'), 'providers': ['cpu'],
+                          'top_k': 3}]),
+        monitor,
+        Node(package='dl_perception', executable='image_source_node', name='image_source',
+             output='screen',
+             parameters=[{'source': 'fashion-mnist:test',
+                          'max_frames': ParameterValue(frames, value_type=int),
+                          'rate_hz': ParameterValue(LaunchConfiguration('rate'),
+                                                    value_type=float),
+                          'width': 640, 'height': 480, 'wait_for_subscribers': 2}]),
+        RegisterEventHandler(OnProcessExit(target_action=monitor,
+                                           on_exit=[EmitEvent(event=Shutdown())])),
+    ])

@@ -1,0 +1,127 @@
+"""The monitor: Scoreboard pairing and statistics, and a live run against a perfect classifier."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+from conftest import start_helper
+from dl_perception.ros.monitor import format_summary
+from dl_perception.ros.monitor import MonitorOptions
+from dl_perception.ros.monitor import Scoreboard
+from dl_perception.ros.monitor import top1
+import numpy as np
+import pytest
+from vision_msgs.msg import Classification
+from vision_msgs.msg import ObjectHypothesis
+
+MS = 1_000_000
+
+
+def key(i: int) -> tuple[int, str]:
+    return (1_000 * MS * (i + 1), 'camera')
+
+
+def test_pairs_out_of_order_and_scores():
+    board = Scoreboard()
+    board.add_truth(key(1), 'bag')
+    board.add_classification(key(0), 'coat', key(0)[0] + 5 * MS)
+    assert board.frames == 0
+    assert (board.unmatched_classifications, board.unmatched_truths) == (1, 1)
+    board.add_truth(key(0), 'shirt')
+    board.add_classification(key(1), 'bag', key(1)[0] + 7 * MS)
+    assert (board.frames, board.correct, board.accuracy) == (2, 1, 0.5)
+    assert (board.unmatched_classifications, board.unmatched_truths) == (0, 0)
+    summary = board.summary()
+    assert summary['per_class'] == {'bag': {'frames': 1, 'correct': 1},
+                                    'shirt': {'frames': 1, 'correct': 0}}
+    assert summary['latency_ms_max'] == 7.0
+
+
+def test_frame_id_is_part_of_the_key_and_unmatched_counts():
+    board = Scoreboard()
+    board.add_truth((5, 'left'), 'bag')
+    board.add_classification((5, 'right'), 'bag', 10)
+    board.add_classification((6, 'left'), 'bag', 11)
+    assert board.frames == 0
+    assert (board.unmatched_classifications, board.unmatched_truths) == (2, 1)
+    summary = board.summary()
+    assert summary['accuracy'] is None and summary['frames'] == 0
+
+
+def test_oldest_pending_are_dropped_but_still_counted():
+    board = Scoreboard(max_pending=2)
+    for i in range(5):
+        board.add_truth(key(i), 'bag')
+    assert board.unmatched_truths == 5
+    board.add_classification(key(0), 'bag', key(0)[0])
+    assert board.frames == 0
+    board.add_classification(key(4), 'bag', key(4)[0])
+    assert board.frames == 1
+
+
+def test_latency_percentiles_and_rate():
+    board = Scoreboard()
+    latencies = np.arange(1, 101)
+    for i, latency in enumerate(latencies):
+        stamp = 10 * MS * i
+        board.add_truth((stamp, 'camera'), 'bag')
+        # Received every 10 ms: 100 classifications over 0.99 s.
+        board.add_classification((stamp, 'camera'), 'bag', stamp + int(latency) * MS)
+    summary = board.summary()
+    assert summary['latency_ms_p50'] == pytest.approx(np.percentile(latencies, 50))
+    assert summary['latency_ms_p95'] == pytest.approx(np.percentile(latencies, 95))
+    assert summary['latency_ms_max'] == pytest.approx(100.0)
+    assert summary['rate_hz'] == pytest.approx(99 / (0.99 + 0.099))
+    assert summary['accuracy'] == 1.0
+    line = board.status_line()
+    assert 'frames 100' in line and 'accuracy 1.0000' in line and 'p95 95.0 ms' in line
+    assert 'latency p50/p95/max: 50.5 / 95.0 / 100.0 ms' in format_summary(summary, 'test')
+
+
+def test_top1_takes_the_highest_score():
+    results = [ObjectHypothesis(class_id='coat', score=0.2),
+               ObjectHypothesis(class_id='bag', score=0.7),
+               ObjectHypothesis(class_id='shirt', score=0.7)]
+    assert top1(Classification(results=results)) == 'bag'
+    assert top1(Classification()) is None
+
+
+@pytest.mark.parametrize('options', [{'frames': -1}, {'print_every': 0.0},
+                                     {'truth_topic': ''}])
+def test_options_are_validated(options):
+    with pytest.raises(ValueError):
+        MonitorOptions(**options)
+
+
+@pytest.mark.ros
+def test_monitor_scores_a_perfect_classifier(ros_env, tmp_path):
+    out = tmp_path / 'summary.json'
+    monitor = subprocess.Popen(
+        [sys.executable, '-m', 'dl_perception.ros.monitor', '--frames', '30', '--json', str(out),
+         '--idle-timeout', '5', '--print-every', '0.5'],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    classifier = start_helper('perfect_classifier.py', env=ros_env)
+    try:
+        source = subprocess.run(
+            [sys.executable, '-m', 'dl_perception.ros.image_source_node', '--ros-args',
+             '-p', 'max_frames:=30', '-p', 'rate_hz:=100.0', '-p', 'width:=64',
+             '-p', 'height:=48', '-p', 'startup_delay:=0.0', '-p', 'wait_for_subscribers:=2'],
+            env=ros_env, capture_output=True, text=True, timeout=60)
+        printed, err = monitor.communicate(timeout=60)
+    finally:
+        monitor.kill()
+        classifier.send_signal(signal.SIGINT)
+        classifier.communicate(timeout=30)
+    assert source.returncode == 0, source.stderr
+    assert monitor.returncode == 0, err
+    assert 'monitor summary (30 frames paired)' in printed
+    summary = json.loads(out.read_text())
+    assert (summary['frames'], summary['correct'], summary['accuracy']) == (30, 30, 1.0)
+    assert sum(c['frames'] for c in summary['per_class'].values()) == 30
+    assert summary['unmatched_truths'] == 0 and summary['unmatched_classifications'] == 0
+    assert summary['rate_hz'] > 0
+    assert 0 <= summary['latency_ms_p50'] <= summary['latency_ms_p95'] <= (
+        summary['latency_ms_max'])
