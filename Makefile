@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ACTIVATE := source tools/activate.sh
 
-.PHONY: setup demo test test-fast lint clean-envs
+.PHONY: setup demo test test-fast lint bench clean-envs
 
 setup:
 	@tools/setup_env.sh
@@ -18,6 +18,9 @@ test-fast: setup
 
 lint: setup
 	@$(ACTIVATE) && python -m pytest -m linter
+
+bench: setup
+	@tools/run_benchmarks.sh
 
 clean-envs:
 	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/dl_perception"

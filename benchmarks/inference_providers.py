@@ -22,13 +22,13 @@ import sys
 import tempfile
 import time
 
+from dl_perception.bench.machine import describe_machine
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.model_metadata import ModelMetadata
 from dl_perception.inference.providers import ProviderError
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.models import build_model
 from dl_perception.preprocessing import PreprocessingSpec
-from machine import describe_machine
 import numpy as np
 import onnx
 import onnxruntime

@@ -18,9 +18,9 @@ import sys
 import tempfile
 import time
 
+from dl_perception.bench.machine import describe_machine
 from dl_perception.training.config import load_config
 from dl_perception.training.trainer import Trainer
-from machine import describe_machine
 
 PUBLISHED = {'alexnet': 0.899, 'vgg16': 0.935, 'vgg16_bn': 0.935, 'googlenet': 0.937,
              'resnet18': 0.949}

@@ -1,13 +1,16 @@
 """
 dl_perception: classic CNNs trained offline and served on ROS 2 robots.
 
-The package is layered; each layer imports only the layers below it:
+The package is layered; each layer imports only the layers below it (``test/test_layers.py``):
 
+- ``preprocessing``: resize, colour order, normalization; shared by training and the robot.
+- ``datasets``: Fashion-MNIST IDX files and image folders (numpy; OpenCV for image files).
 - ``models``: what a network is (torch only).
 - ``training``: how it learns (torch only).
-- ``export``: torch -> self-describing ONNX file.
+- ``export``: torch -> self-describing ONNX file, float32 or INT8.
 - ``inference``: how it runs (numpy, onnxruntime, opencv; never torch, never rclpy).
 - ``ros``: how it talks (rclpy nodes; uses ``inference``, never ``training``).
+- ``bench``: the inference path measured against its floor and the alternatives.
 
 ``cli`` sits on top and imports a layer only when its sub-command runs.
 """

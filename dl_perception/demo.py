@@ -23,6 +23,8 @@ from dl_perception import __version__
 
 AGREEMENT_POINTS = 0.5
 TRAIN_CONFIG = 'config/train/demo.yaml'
+DEMO_CACHE = (Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache'))
+              / 'dl_perception' / 'demo')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--rate', type=float, default=30.0, help='camera rate in Hz (default 30)')
     parser.add_argument('--model', type=Path, help='use this ONNX file instead of the cached '
                                                    'demo model')
-    parser.add_argument('--cache', type=Path,
-                        default=Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache'))
-                        / 'dl_perception' / 'demo',
+    parser.add_argument('--cache', type=Path, default=DEMO_CACHE,
                         help='where the trained demo model is kept')
 
 
@@ -78,6 +78,9 @@ def run_pipeline(model: Path, frames: int, rate: float, summary_path: Path) -> d
     """Run camera, classifier and monitor as separate processes; return the monitor summary."""
     env = dict(os.environ, ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID',
                                                         str(1 + os.getpid() % 100)))
+    # Fast DDS's default transports lose many 640x480 frames over minutes; shared memory sized
+    # for them does not (README "Performance"). All demo processes are ours to configure.
+    env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
     classifier = _node('dl_perception.ros.classifier_node',
                        {'model_path': str(model), 'providers': ['cpu'], 'top_k': 3}, env)
     monitor = subprocess.Popen(['dl-perception', 'monitor', '--frames', str(frames), '--json',

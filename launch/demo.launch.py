@@ -2,7 +2,9 @@
 The demo: Fashion-MNIST test images as a 640x480 camera, the classifier, and the monitor.
 
 Arguments: model (ONNX file), frames (how many, default 1000), rate (Hz, default 30),
-config (classifier parameter file). Everything stops when the monitor has its summary.
+config (classifier parameter file), fastdds_transports (default LARGE_DATA: shared memory
+sized for 640x480 frames; with Fast DDS's default transports such frames lose many samples
+over minutes, see README "Performance"). Everything stops when the monitor has its summary.
 """
 
 from launch import LaunchDescription
@@ -10,6 +12,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.actions import EmitEvent
 from launch.actions import ExecuteProcess
 from launch.actions import RegisterEventHandler
+from launch.actions import SetEnvironmentVariable
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
@@ -32,6 +35,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('rate', default_value='30.0', description='frames per second'),
         DeclareLaunchArgument('config', default_value=PathJoinSubstitution(
             [FindPackageShare('dl_perception'), 'config', 'classifier.yaml'])),
+        DeclareLaunchArgument('fastdds_transports', default_value='LARGE_DATA',
+                              description='FASTDDS_BUILTIN_TRANSPORTS for every demo process'),
+        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS',
+                               LaunchConfiguration('fastdds_transports')),
         Node(package='dl_perception', executable='classifier_node', name='classifier',
              output='screen',
              parameters=[LaunchConfiguration('config'),

@@ -70,6 +70,15 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     return target
 
 
+@pytest.fixture(scope='session')
+def int8(tiny_onnx, tmp_path_factory):
+    """Quantize the tiny LeNet once: 64 calibration images, 2,000 test images measured."""
+    from dl_perception.export.quantize import quantize_onnx
+    from dl_perception.export.quantize import QuantizationOptions
+    options = QuantizationOptions(calibration_images=64, evaluation_images=2000)
+    return quantize_onnx(tiny_onnx, tmp_path_factory.mktemp('int8') / 'lenet.onnx', options)
+
+
 class RunningNode:
     """A node process whose log lines are collected as they come (stderr and stdout)."""
 

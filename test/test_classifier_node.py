@@ -60,16 +60,18 @@ def expected_labels(model: Path, images, indices) -> list[str]:
             for i in indices]
 
 
-def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_onnx,
-                                                    test_images):
-    node = start_node(NODE, parameters(tiny_onnx, top_k=3))
+@pytest.mark.parametrize('precision', ['float32', 'int8'])
+def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_onnx, int8,
+                                                    test_images, precision):
+    model = tiny_onnx if precision == 'float32' else int8.path
+    node = start_node(NODE, parameters(model, top_k=3))
     node.wait_for('active:')
     recorder = start_recorder(ros_env, {'classification': {'type': 'Classification',
                                                            'count': 20}})
     indices = list(range(20))
     publish(ros_env, indices=indices, topics=['image'], rate=20)
     results = recorded(recorder)['classification']
-    expected = dict(zip(indices, expected_labels(tiny_onnx, test_images, indices)))
+    expected = dict(zip(indices, expected_labels(model, test_images, indices)))
     assert len(results) >= 15  # only the newest frame is kept: a drop under load is allowed
     for message in results:
         index = message['header']['stamp']['nanosec']
@@ -79,6 +81,29 @@ def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_on
         scores = [r['score'] for r in message['results']]
         assert len(labels) == 3 and labels[0] == expected[index]
         assert scores == sorted(scores, reverse=True) and sum(scores) <= 1.0 + 1e-6
+
+
+def test_lifecycle_transitions_stop_and_restart_the_work(start_node, ros_env, tiny_onnx):
+    start_node(NODE, parameters(tiny_onnx, autostart=False))
+
+    def change(name: str) -> dict:
+        return json.loads(probe(ros_env, 'transition', '/classifier', name).stdout)
+
+    assert change('activate') == {'success': False, 'state': 'unconfigured'}
+    assert change('configure') == {'success': True, 'state': 'inactive'}
+    assert change('activate') == {'success': True, 'state': 'active'}
+    recorder = start_recorder(ros_env, {'classification': {'type': 'Classification',
+                                                           'count': 3}})
+    publish(ros_env, indices=list(range(10)), topics=['image'], rate=20)
+    assert len(recorded(recorder)['classification']) >= 3
+    assert change('deactivate') == {'success': True, 'state': 'inactive'}
+    recorder = start_recorder(ros_env, {'classification': {'type': 'Classification'}},
+                              timeout=4)
+    publish(ros_env, indices=list(range(10)), topics=['image'], rate=20,
+            wait_for_subscribers=False)
+    assert recorded(recorder) == {}  # inactive: no subscription, nothing published
+    assert change('cleanup') == {'success': True, 'state': 'unconfigured'}
+    assert change('configure') == {'success': True, 'state': 'inactive'}
 
 
 def test_late_subscriber_gets_label_info_and_vision_info(start_node, ros_env, tiny_onnx):

@@ -213,6 +213,19 @@ def test_thread_counts_reach_the_session(tiny_onnx):
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
 
 
+@pytest.mark.parametrize('spin_wait', [True, False])
+def test_spin_wait_reaches_the_session(tiny_onnx, spin_wait):
+    classifier = Classifier(tiny_onnx, providers=ProviderSettings(spin_wait=spin_wait))
+    options = classifier.session.get_session_options()
+    for key in ('session.intra_op.allow_spinning', 'session.inter_op.allow_spinning'):
+        if spin_wait:  # left unset: ONNX Runtime's default, which spins
+            with pytest.raises(RuntimeError, match='does not have configuration'):
+                options.get_session_config_entry(key)
+        else:
+            assert options.get_session_config_entry(key) == '0'
+    assert classifier.classify(np.zeros((28, 28), np.uint8), 'grey').ranked
+
+
 def test_softmax_and_ranking():
     logits = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]], np.float32)
     probabilities = softmax(logits)

@@ -20,6 +20,9 @@ ALLOWED_LAYERS = {
     'export': {'preprocessing', 'datasets', 'models', 'training', 'inference', 'export'},
     'inference': {'preprocessing', 'inference'},
     'ros': {'preprocessing', 'datasets', 'inference', 'ros'},
+    # the benchmarks sit on top: they measure every layer, and no layer may depend on them
+    'bench': {'preprocessing', 'datasets', 'models', 'training', 'export', 'inference', 'ros',
+              'bench'},
 }
 # layer -> third-party top-level modules it must never import
 FORBIDDEN_MODULES = {
@@ -30,6 +33,7 @@ FORBIDDEN_MODULES = {
     'export': {'rclpy'},
     'inference': {'torch', 'torchvision', 'rclpy'},
     'ros': {'torch', 'torchvision'},
+    'bench': set(),
 }
 
 

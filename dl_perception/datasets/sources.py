@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 
@@ -50,6 +49,9 @@ class FileImages(ImageSource):
         self.labels = np.asarray(labels, np.int64)
 
     def read(self, index: int) -> np.ndarray:
+        # Imported here so that in-memory datasets load where OpenCV is not installed
+        # (benchmarks/gpu_check.sh on a bare GPU machine).
+        import cv2
         image = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f'cannot decode image file {self.paths[index]}')

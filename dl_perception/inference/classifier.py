@@ -80,6 +80,9 @@ def open_session(path: Path, settings: ProviderSettings) -> onnxruntime.Inferenc
     options.log_severity_level = 3
     options.intra_op_num_threads = settings.intra_op_threads
     options.inter_op_num_threads = settings.inter_op_threads
+    if not settings.spin_wait:
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        options.add_session_config_entry('session.inter_op.allow_spinning', '0')
     try:
         session = onnxruntime.InferenceSession(str(path), sess_options=options,
                                                providers=settings.session_providers())

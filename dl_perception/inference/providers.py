@@ -32,7 +32,9 @@ class ProviderSettings:
     Which execution providers to ask for, in order of preference, and their options.
 
     ``providers`` holds short names: tensorrt, cuda, cpu. Thread counts of 0 leave ONNX
-    Runtime's defaults.
+    Runtime's defaults. ``spin_wait`` keeps ONNX Runtime's CPU threads spinning between runs
+    (its default): a little less latency when runs come back to back, but the cores stay busy
+    between them, so a node sharing a robot's CPU turns it off.
     """
 
     providers: tuple[str, ...] = ('cpu',)
@@ -42,6 +44,7 @@ class ProviderSettings:
     allow_cpu_fallback: bool = False
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    spin_wait: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'providers', tuple(self.providers))

@@ -99,6 +99,8 @@ PARAMETERS = (
     Parameter('tensorrt_fp16', False, 'Let TensorRT run in half precision.'),
     Parameter('tensorrt_cache_dir', '', 'TensorRT engine cache folder; empty = no cache.'),
     Parameter('threads', 0, 'ONNX Runtime intra-op threads; 0 = its default.', low=0, high=256),
+    Parameter('cpu_spin_wait', False, 'Let ONNX Runtime CPU threads spin between frames: '
+              'slightly lower latency, but cores kept busy while waiting for the next frame.'),
     Parameter('image_topics', ['image'], 'Input topics; names ending in /compressed carry '
               'sensor_msgs/CompressedImage, others sensor_msgs/Image. One model serves all.',
               read_only=True, check=_topics),
@@ -143,7 +145,7 @@ def check_parameter(name: str, value: Any) -> str | None:
 
 MODEL_PARAMETERS = ('model_path', 'labels_path', 'input_size', 'input_channels', 'mean', 'std',
                     'resize', 'output_kind', 'providers', 'allow_cpu_fallback', 'device_id',
-                    'tensorrt_fp16', 'tensorrt_cache_dir', 'threads')
+                    'tensorrt_fp16', 'tensorrt_cache_dir', 'threads', 'cpu_spin_wait')
 
 
 def preprocessing_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,7 +177,8 @@ def classifier_from_parameters(values: Mapping[str, Any]) -> Classifier:
         tuple(values['providers']), device_id=values['device_id'],
         tensorrt_fp16=values['tensorrt_fp16'],
         tensorrt_cache_dir=values['tensorrt_cache_dir'] or None,
-        allow_cpu_fallback=values['allow_cpu_fallback'], intra_op_threads=values['threads'])
+        allow_cpu_fallback=values['allow_cpu_fallback'], intra_op_threads=values['threads'],
+        spin_wait=values['cpu_spin_wait'])
     return Classifier(values['model_path'], labels=values['labels_path'] or None,
                       preprocessing=preprocessing_overrides(values),
                       output=values['output_kind'] or None, providers=providers)

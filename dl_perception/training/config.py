@@ -99,7 +99,9 @@ class DataConfig:
     test_subset: int | None = option(None, 'use only this many test images (first N)')
     batch_size: int = option(128, 'training batch size (1 = plain SGD)')
     eval_batch_size: int = option(512, 'evaluation batch size')
-    workers: int = option(2, 'DataLoader worker processes (0 = load in the training process)')
+    workers: int = option(2, 'DataLoader worker processes (0 = load in the training process, '
+                             'as is always done for in-memory images that need no '
+                             'resizing or augmentation)')
     augment: AugmentConfig = option(AugmentConfig(), 'augmentation')
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ class BatchNormalizer(nn.Module):
         self.register_buffer('offset', torch.from_numpy(offset).view(1, -1, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return images.float() * self.scale + self.offset
+        return torch.addcmul(self.offset, images.float(), self.scale)
 
 
 @dataclass

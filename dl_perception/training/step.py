@@ -50,6 +50,9 @@ class StepRunner:
         self.layers = weighted_layers(trainer.model)
         self.layer_names = [name for name, _ in self.layers]
         self.smoothed_loss: float | None = None
+        regularization = config.regularization
+        # Without coefficients the penalty is a constant 0: skip walking the modules per step.
+        self.penalized = bool(regularization.l1 or regularization.l2)
 
     def run_epoch(self, batches: Iterable, sample_count: int) -> dict:
         """Train on every batch; returns loss, accuracy and throughput of the epoch."""
@@ -61,24 +64,25 @@ class StepRunner:
         started = time.perf_counter()
         for images, targets in batches:
             logits, data_loss = self.forward(images, targets)
-            self._watch(data_loss)
+            loss_value = self._watch(data_loss)
             if full_batch:
                 loss = data_loss * (len(targets) / sample_count)
-            else:
+            elif self.penalized:
                 loss = data_loss + self._penalty()
+            else:
+                loss = data_loss
             trainer.scaler.scale(loss).backward()
             if not full_batch:
                 self._update()
-            loss_sum += float(data_loss.detach()) * len(targets)
+            loss_sum += loss_value * len(targets)
             correct += int((logits.argmax(dim=1) == targets.to(logits.device)).sum())
             seen += len(targets)
             if hasattr(batches, 'set_postfix') and seen % (20 * len(targets)) < len(targets):
                 rate = seen / (time.perf_counter() - started)
                 batches.set_postfix(loss=f'{loss_sum / seen:.4f}', img_s=f'{rate:.0f}')
         if full_batch:
-            penalty = self._penalty()
-            if penalty.requires_grad:
-                trainer.scaler.scale(penalty).backward()
+            if self.penalized:
+                trainer.scaler.scale(self._penalty()).backward()
             self._update()
         seconds = time.perf_counter() - started
         world = trainer.context.world_size
@@ -102,8 +106,8 @@ class StepRunner:
         regularization = self.trainer.config.regularization
         return weight_penalty(self.trainer.model, l1=regularization.l1, l2=regularization.l2)
 
-    def _watch(self, loss: torch.Tensor) -> None:
-        """Raise Diverged when this process, or any other, sees the loss blow up."""
+    def _watch(self, loss: torch.Tensor) -> float:
+        """Return the loss as a float; raise Diverged when any process sees it blow up."""
         state, value = self.trainer.state, float(loss.detach())
         if state.reference_loss is None and math.isfinite(value):
             state.reference_loss = value
@@ -114,6 +118,7 @@ class StepRunner:
         blown = not math.isfinite(value) or self.smoothed_loss > limit
         if self.trainer.context.any_rank(blown):
             raise Diverged(state.global_step, value)
+        return value
 
     def _update(self) -> None:
         """Clip, decay, step, constrain; then advance the schedule and the records."""

@@ -24,7 +24,9 @@ from dl_perception.training.checkpoint import save_atomic
 from dl_perception.training.config import config_to_dict
 from dl_perception.training.config import parse_config
 from dl_perception.training.config import TrainConfig
+from dl_perception.training.data import batch_loader
 from dl_perception.training.data import load_data
+from dl_perception.training.data import PreparedImages
 from dl_perception.training.distributed import DistributedContext
 from dl_perception.training.evaluation import BatchNormalizer
 from dl_perception.training.evaluation import evaluate
@@ -46,6 +48,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data import DistributedSampler
+from torch.utils.data import RandomSampler
+from torch.utils.data import SequentialSampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -167,20 +171,20 @@ class Trainer:
     def train_loader(self, epoch: int) -> DataLoader:
         """Return the training batches of one epoch, in an order fixed by (seed, epoch)."""
         seed = self.config.seed * 100_003 + epoch
-        sampler = None
+        generator = torch.Generator().manual_seed(seed)
         if self.context.enabled:
-            sampler = DistributedSampler(self.data.train, self.context.world_size,
-                                         self.context.rank, shuffle=True, seed=seed)
-        return DataLoader(self.data.train, batch_size=self.config.data.batch_size,
-                          shuffle=sampler is None, sampler=sampler,
-                          generator=torch.Generator().manual_seed(seed),
-                          num_workers=self.config.data.workers,
-                          pin_memory=self.device.type == 'cuda')
+            order = DistributedSampler(self.data.train, self.context.world_size,
+                                       self.context.rank, shuffle=True, seed=seed)
+        else:
+            order = RandomSampler(self.data.train, generator=generator)
+        return batch_loader(self.data.train, order, self.config.data.batch_size,
+                            self.config.data.workers, generator,
+                            pin_memory=self.device.type == 'cuda')
 
-    def evaluate_split(self, dataset) -> Evaluation:
+    def evaluate_split(self, dataset: PreparedImages) -> Evaluation:
         """Evaluate the (unwrapped) model on a split."""
-        loader = DataLoader(dataset, batch_size=self.config.data.eval_batch_size,
-                            num_workers=self.config.data.workers)
+        loader = batch_loader(dataset, SequentialSampler(dataset),
+                              self.config.data.eval_batch_size, self.config.data.workers)
         return evaluate(self.model, loader, self.normalizer, len(self.data.classes),
                         self.device, self.channels_last)
 
@@ -218,7 +222,7 @@ class Trainer:
         show = self.is_main and self.config.progress
         batches = tqdm(loader, desc=f'epoch {epoch + 1}/{self.config.epochs}', unit='batch',
                        disable=not show, leave=False, dynamic_ncols=True)
-        return self.steps.run_epoch(batches, len(loader.sampler))
+        return self.steps.run_epoch(batches, len(loader.sampler.sampler))
 
     def _recover(self, snapshot: dict, event: Diverged) -> None:
         """Roll back to the epoch's start and divide the learning rate by 10."""

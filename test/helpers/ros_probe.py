@@ -6,6 +6,8 @@ A test's hands on the ROS graph, run as its own process: publish, record, call, 
                                      received messages as JSON lines; exit when complete
     ros_probe.py reload NODE         call NODE/reload (std_srvs/Trigger), print the response
     ros_probe.py set NODE NAME YAML  set one parameter, print the result as JSON
+    ros_probe.py transition NODE T   trigger lifecycle transition T (configure, activate, ...),
+                                     print the success flag and the new state as JSON
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.ros.image_conversion import compressed_msg
 from dl_perception.ros.image_conversion import image_to_msg
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+from lifecycle_msgs.srv import GetState
 from message_json import to_plain
 import numpy as np
 from rcl_interfaces.srv import SetParameters
@@ -136,7 +141,8 @@ def publish(spec: dict) -> None:
             publishers[topic] = node.create_publisher(type(message), topic,
                                                       qos(spec.get('reliability', 'reliable'),
                                                           depth=spec.get('depth', 100)))
-    wait_for_subscribers(node, publishers.values())
+    if spec.get('wait_for_subscribers', True):
+        wait_for_subscribers(node, publishers.values())
     time.sleep(spec.get('settle', 0.5))
     period = 1.0 / spec.get('rate', 50.0)
     for _ in range(spec.get('repeat', 1)):
@@ -152,10 +158,16 @@ def record(spec: dict) -> int:
     """Record topics until each has its count (or the timeout); print JSON lines."""
     node = rclpy.create_node('probe_recorder')
     counts = dict.fromkeys(spec['topics'], 0)
+    # Latched messages can arrive before every topic is matched: hold them until 'ready'.
+    early: list[str] = []
     for topic, options in spec['topics'].items():
         def keep(msg, topic=topic):
             counts[topic] += 1
-            print(json.dumps({'topic': topic, 'message': to_plain(msg)}), flush=True)
+            line = json.dumps({'topic': topic, 'message': to_plain(msg)})
+            if early is not None:
+                early.append(line)
+            else:
+                print(line, flush=True)
         node.create_subscription(TYPES[options['type']], topic, keep,
                                  qos(options.get('reliability', 'reliable'),
                                      options.get('latched', False)))
@@ -165,6 +177,9 @@ def record(spec: dict) -> int:
                                               for s in subscriptions):
         rclpy.spin_once(node, timeout_sec=0.05)
     print('ready', flush=True)  # every topic has a publisher: nothing sent from now is missed
+    for line in early:
+        print(line, flush=True)
+    early = None
     while time.monotonic() < deadline and any(
             counts[t] < o.get('count', 1) for t, o in spec['topics'].items()):
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -195,6 +210,18 @@ def set_parameter(target: str, name: str, text: str) -> None:
     print(json.dumps({'successful': result.successful, 'reason': result.reason}))
 
 
+def transition(target: str, name: str) -> None:
+    node = rclpy.create_node('probe_client')
+    ids = {'configure': Transition.TRANSITION_CONFIGURE,
+           'activate': Transition.TRANSITION_ACTIVATE,
+           'deactivate': Transition.TRANSITION_DEACTIVATE,
+           'cleanup': Transition.TRANSITION_CLEANUP}
+    request = ChangeState.Request(transition=Transition(id=ids[name]))
+    changed = call(node.create_client(ChangeState, f'{target}/change_state'), request, node)
+    state = call(node.create_client(GetState, f'{target}/get_state'), GetState.Request(), node)
+    print(json.dumps({'success': changed.success, 'state': state.current_state.label}))
+
+
 def main() -> int:
     rclpy.init()
     try:
@@ -207,6 +234,8 @@ def main() -> int:
             reload(sys.argv[2])
         elif command == 'set':
             set_parameter(sys.argv[2], sys.argv[3], sys.argv[4])
+        elif command == 'transition':
+            transition(sys.argv[2], sys.argv[3])
         return 0
     finally:
         rclpy.try_shutdown()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The GPU checks of the performance issue, as one script for the lent GPU machine:
+#   bash benchmarks/gpu_check.sh [output folder]   (default: $OUT, else ./gpu_check)
+# Needs torch with CUDA; the Fashion-MNIST IDX files in data/fashion-mnist (carried) or in
+# /usr/share/datasets/fashion-mnist. ONNX Runtime providers are measured only when
+# onnxruntime imports there. Each step writes its JSON and log; a failing step does not stop
+# the others, and the script exits non-zero if any failed.
+set -u
+out=${1:-${OUT:-gpu_check}}
+mkdir -p "$out"
+data=/usr/share/datasets/fashion-mnist
+[ -d data/fashion-mnist ] && data=data/fashion-mnist
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+status=0
+step() {
+    local name=$1; shift
+    echo "== $name: $*"
+    if "$@" > "$out/$name.log" 2>&1; then tail -n 8 "$out/$name.log"; else
+        status=1; echo "FAILED ($name):"; tail -n 20 "$out/$name.log"; fi
+}
+step nvidia-smi nvidia-smi
+step versions python -c 'import torch, sys; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'
+step train_224 python benchmarks/gpu_training.py --size 224 --data "$data" --output "$out/gpu_training_224.json"
+step train_28 python benchmarks/gpu_training.py --size 28 --batch 512 --steps 100 --data "$data" --output "$out/gpu_training_28.json"
+if python -c 'import onnxruntime' 2>/dev/null; then
+    step providers python benchmarks/inference_providers.py --output "$out/inference_providers.json"
+else
+    echo "== providers: onnxruntime is not installed on this machine; not measured" | tee "$out/providers.log"
+fi
+exit $status

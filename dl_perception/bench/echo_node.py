@@ -1,0 +1,50 @@
+"""
+The transport floor: a node that answers every image at once, without looking at it.
+
+``dl-perception bench`` times it like the classifier nodes, so what ROS 2 itself costs (moving
+a 640x480 image between processes and a result back) is separated from what our node adds.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Classification
+
+
+class EchoNode(Node):
+    """Publish an empty Classification with the header of each image received."""
+
+    def __init__(self) -> None:
+        super().__init__('echo')
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.publisher = self.create_publisher(Classification, 'classification', qos)
+        self.create_subscription(Image, 'image', self.on_image, qos)
+
+    def on_image(self, msg: Image) -> None:
+        """Answer immediately."""
+        self.publisher.publish(Classification(header=msg.header))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run until interrupted."""
+    rclpy.init(args=args)
+    node = EchoNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The benchmarks run end to end on a tiny model: every method reports, nothing is timed here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+@pytest.fixture
+def demo_like_model(tiny_checkpoint, tiny_onnx, tmp_path) -> Path:
+    """Lay the tiny LeNet out like the demo cache: model.onnx with run/best.pt beside it."""
+    (tmp_path / 'run').mkdir()
+    shutil.copy(tiny_checkpoint, tmp_path / 'run' / 'best.pt')
+    return Path(shutil.copy(tiny_onnx, tmp_path / 'model.onnx'))
+
+
+def test_bench_measures_every_method(demo_like_model, ros_env, tmp_path):
+    output = tmp_path / 'bench.json'
+    result = subprocess.run(
+        ['dl-perception', 'bench', '--models', 'demo', '--demo-model', str(demo_like_model),
+         '--rounds', '1', '--frames', '4', '--output', str(output)],
+        env=ros_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(output.read_text())
+    assert report['machine']['cores'] >= 1
+    rows = report['models']['demo-lenet']
+    assert {'raw', 'classifier', 'node', 'node spin', 'baseline', 'ros floor'} <= rows.keys()
+    for method, row in rows.items():
+        assert row['images_per_s'] > 0, method
+        assert 0 < row['p50_ms'] <= row['p95_ms'] <= row['p99_ms'], method
+    for method in ('node', 'node spin', 'baseline', 'ros floor'):
+        assert rows[method]['dropped_in_throughput_runs'] >= 0
+    assert 'x the baseline node' in result.stdout
+
+
+def test_soak_accounts_for_every_frame(demo_like_model, ros_env, tmp_path):
+    output = tmp_path / 'soak.json'
+    # The transport README "Performance" recommends for 640x480 frames.
+    env = dict(ros_env, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
+    result = subprocess.run(
+        [sys.executable, '-m', 'dl_perception.bench.soak', '--minutes', '0.3', '--model',
+         str(demo_like_model), '--output', str(output)],
+        env=env, capture_output=True, text=True, timeout=300)
+    report = json.loads(output.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'soak: PASS' in result.stdout
+    assert report['node_alive_at_end'] and report['exit_codes_source_node'] == [0, 0]
+    assert report['sent_by_source'] > 0 and report['rejected'] == 0
+    assert report['received'] >= report['sent_by_source'] * 0.99
+    assert report['fastdds_transports'] == 'LARGE_DATA'
+    assert report['node_cpu_percent_of_one_core_after_warm_up'] >= 0
