@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import sys
 
+from dl_perception.bench.spin import run_node
 from dl_perception.models import build_model
 from dl_perception.preprocessing import PreprocessingSpec
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 import torch
@@ -65,16 +64,7 @@ class BaselineNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the baseline node until interrupted."""
-    rclpy.init(args=args)
-    node = BaselineNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(BaselineNode, args)
 
 
 if __name__ == '__main__':

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
+from dl_perception.bench.spin import run_node
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
@@ -34,16 +33,7 @@ class EchoNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run until interrupted."""
-    rclpy.init(args=args)
-    node = EchoNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(EchoNode, args)
 
 
 if __name__ == '__main__':
