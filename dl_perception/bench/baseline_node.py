@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from dl_perception.bench.spin import run_node
 from dl_perception.models import build_model
 from dl_perception.preprocessing import PreprocessingSpec
+from dl_perception.ros.spinning import spin_until_interrupted
 import numpy as np
+import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 import torch
@@ -64,7 +65,8 @@ class BaselineNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the baseline node until interrupted."""
-    return run_node(BaselineNode, args)
+    rclpy.init(args=args)
+    return spin_until_interrupted(BaselineNode())
 
 
 if __name__ == '__main__':

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from dl_perception.bench.spin import run_node
+from dl_perception.ros.spinning import spin_until_interrupted
+import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
@@ -33,7 +34,8 @@ class EchoNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run until interrupted."""
-    return run_node(EchoNode, args)
+    rclpy.init(args=args)
+    return spin_until_interrupted(EchoNode())
 
 
 if __name__ == '__main__':

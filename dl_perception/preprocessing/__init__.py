@@ -7,6 +7,7 @@ runtime both call these functions, so the two cannot drift apart. The bottom lay
 numpy and opencv only, nothing else of dl_perception.
 """
 
+from dl_perception.preprocessing.image_ops import as_hwc
 from dl_perception.preprocessing.image_ops import convert_channels
 from dl_perception.preprocessing.image_ops import normalization_constants
 from dl_perception.preprocessing.image_ops import normalize
@@ -14,5 +15,5 @@ from dl_perception.preprocessing.image_ops import prepare
 from dl_perception.preprocessing.image_ops import resize_to_input
 from dl_perception.preprocessing.spec import PreprocessingSpec
 
-__all__ = ['PreprocessingSpec', 'convert_channels', 'normalization_constants', 'normalize',
-           'prepare', 'resize_to_input']
+__all__ = ['PreprocessingSpec', 'as_hwc', 'convert_channels', 'normalization_constants',
+           'normalize', 'prepare', 'resize_to_input']

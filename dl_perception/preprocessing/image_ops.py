@@ -22,8 +22,8 @@ _CONVERSIONS = {
 }
 
 
-def _as_hwc(image: np.ndarray) -> np.ndarray:
-    """Check an image and give it an explicit channel axis."""
+def as_hwc(image: np.ndarray) -> np.ndarray:
+    """Check a uint8 image (1, 3 or 4 channels, some pixels); give it a channel axis."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise TypeError(f'expected a uint8 numpy image, got '
                         f'{getattr(image, "dtype", type(image).__name__)}')
@@ -43,7 +43,7 @@ def convert_channels(image: np.ndarray, source: str, target: str) -> np.ndarray:
 
     ``source`` is one of rgb, bgr, grey, rgba, bgra; ``target`` is rgb, bgr or grey.
     """
-    image = _as_hwc(image)
+    image = as_hwc(image)
     if source not in SOURCE_ORDERS:
         raise ValueError(f'source channel order must be one of {SOURCE_ORDERS}, got {source!r}')
     expected = {'grey': 1, 'rgb': 3, 'bgr': 3, 'rgba': 4, 'bgra': 4}[source]
@@ -66,7 +66,7 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def resize_to_input(image: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     """Resize by the spec's policy to uint8 (spec.height, spec.width, C)."""
-    image = _as_hwc(image)
+    image = as_hwc(image)
     in_height, in_width = image.shape[:2]
     if spec.resize == 'stretch':
         return _resize(image, spec.width, spec.height)

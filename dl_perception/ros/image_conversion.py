@@ -19,6 +19,7 @@ import numbers
 import re
 
 import cv2
+from dl_perception.preprocessing import as_hwc
 import numpy as np
 from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
@@ -260,19 +261,6 @@ def image_from_compressed(msg: CompressedImage) -> tuple[np.ndarray, str]:
     return image, 'bgr'
 
 
-def _checked_image(image: np.ndarray) -> np.ndarray:
-    """Return a uint8 image as (H, W, C), refusing other types and empty images."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise TypeError(f'expected a uint8 numpy image, got '
-                        f'{getattr(image, "dtype", type(image).__name__)}')
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f'expected a non-empty image of shape (H, W) or (H, W, C), '
-                         f'got {image.shape}')
-    return image
-
-
 def image_to_msg(image: np.ndarray, encoding: str, header: Header | None = None) -> Image:
     """
     Return a sensor_msgs Image holding a copy of ``image`` with the given encoding.
@@ -286,7 +274,7 @@ def image_to_msg(image: np.ndarray, encoding: str, header: Header | None = None)
     if encoding not in _OUTPUT_CHANNELS:
         raise ValueError(f'cannot write encoding {encoding!r}; expected one of '
                          f'{", ".join(_OUTPUT_CHANNELS)}')
-    image = _checked_image(image)
+    image = as_hwc(image)
     height, width, channels = image.shape
     if channels != _OUTPUT_CHANNELS[encoding]:
         raise ValueError(f'{encoding} needs {_OUTPUT_CHANNELS[encoding]} channels, got an '
@@ -314,7 +302,7 @@ def compressed_msg(image: np.ndarray, fmt: str = 'jpeg', quality: int = 90,
     if (not isinstance(quality, numbers.Integral) or isinstance(quality, bool)
             or not 1 <= quality <= 100):
         raise ValueError(f'quality must be an integer from 1 to 100, got {quality!r}')
-    image = _checked_image(image)
+    image = as_hwc(image)
     encoding = {1: 'mono8', 3: 'bgr8'}.get(image.shape[2])
     if encoding is None:
         raise ValueError(f'expected a BGR (H, W, 3) or grey (H, W) image, got {image.shape}')

@@ -9,8 +9,8 @@ Runs until SIGINT or SIGTERM.
 
 from __future__ import annotations
 
+from dl_perception.ros.spinning import spin_until_interrupted
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from vision_msgs.msg import Classification
@@ -36,13 +36,7 @@ def main() -> None:
     node.create_subscription(Classification, 'ground_truth', on_truth, qos)
     node.create_timer(0.02, flush)
     print('ready', flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_interrupted(node)
 
 
 if __name__ == '__main__':

@@ -11,8 +11,8 @@ import json
 import sys
 
 from dl_perception.ros import vision_messages
+from dl_perception.ros.spinning import spin_until_interrupted
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
@@ -54,13 +54,7 @@ def main() -> None:
 
     node.create_timer(0.05, publish)
     print('publishing', flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_interrupted(node)
 
 
 if __name__ == '__main__':
