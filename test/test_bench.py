@@ -48,8 +48,11 @@ def test_soak_accounts_for_every_frame(demo_like_model, ros_env, tmp_path):
         [sys.executable, '-m', 'dl_perception.bench.soak', '--minutes', '0.3', '--model',
          str(demo_like_model), '--output', str(output)],
         env=env, capture_output=True, text=True, timeout=300)
+    assert output.is_file(), result.stdout + result.stderr
     report = json.loads(output.read_text())
-    assert result.returncode == 0, result.stdout + result.stderr
+    logs = Path(report['logs'])
+    assert result.returncode == 0, (result.stdout + result.stderr + '\nclassifier_node log:\n'
+                                    + (logs / 'classifier_node.log').read_text()[-3000:])
     assert 'soak: PASS' in result.stdout
     assert report['node_alive_at_end'] and report['exit_codes_source_node'] == [0, 0]
     assert report['sent_by_source'] > 0 and report['rejected'] == 0

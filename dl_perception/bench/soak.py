@@ -91,10 +91,11 @@ def soak(model: Path, minutes: float, rate: float, spin_wait: bool = False) -> d
             deadline = time.monotonic() + SAMPLE_PERIOD_S
             while time.monotonic() < deadline:
                 rclpy.spin_once(listener, timeout_sec=0.1)
-            if node.poll() is not None:
+            try:
+                samples.append((time.monotonic() - started, resident_mib(node.pid),
+                                cpu_seconds(node.pid), int(latest.get('received', 0))))
+            except (FileNotFoundError, ValueError):  # the node exited (gone, or a zombie)
                 break
-            samples.append((time.monotonic() - started, resident_mib(node.pid),
-                            cpu_seconds(node.pid), int(latest.get('received', 0))))
     finally:
         alive = node.poll() is None
         source.send_signal(signal.SIGINT)
@@ -109,8 +110,9 @@ def soak(model: Path, minutes: float, rate: float, spin_wait: bool = False) -> d
         listener.destroy_node()
         rclpy.try_shutdown()
     if not samples:
-        raise RuntimeError(f'classifier_node exited at once (code {exit_codes[1]}); '
-                           f'see {logs / "classifier_node.log"}')
+        log = (logs / 'classifier_node.log').read_text()[-2000:]
+        raise RuntimeError(f'classifier_node exited at once (code {exit_codes[1]}); the end '
+                           f'of its log:\n{log}')
     warm = [sample for sample in samples if sample[0] >= WARM_UP_S] or samples[-1:]
     growth = (warm[-1][1] - warm[0][1]) / warm[0][1] * 100
     busy = (warm[-1][2] - warm[0][2]) / max(warm[-1][0] - warm[0][0], 1e-9) * 100
