@@ -48,8 +48,8 @@ setup(
     entry_points={
         'console_scripts': [
             'dl-perception = dl_perception.cli:main',
-            'classifier_node = dl_perception.ros.classifier_node:main',
-            'image_source_node = dl_perception.ros.image_source_node:main',
+            'classifier_node = dl_perception.ros.entry_points:classifier_node',
+            'image_source_node = dl_perception.ros.entry_points:image_source_node',
         ],
     },
 )

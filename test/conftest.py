@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
 import random
@@ -116,7 +117,6 @@ class RunningNode:
 
 def ros_arguments(parameters: dict) -> list[str]:
     """--ros-args -p name:=value ... with values written as YAML (JSON is valid YAML)."""
-    import json
     arguments = ['--ros-args']
     for name, value in parameters.items():
         arguments += ['-p', f'{name}:={json.dumps(value)}']
@@ -143,3 +143,44 @@ def probe(ros_env: dict, *args: str, timeout: float = 90.0) -> subprocess.Comple
     """Run test/helpers/ros_probe.py with arguments (JSON specs as strings)."""
     return subprocess.run([sys.executable, str(HELPERS / 'ros_probe.py'), *args], env=ros_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def start_recorder(ros_env: dict, topics: dict, timeout: float = 60.0) -> subprocess.Popen:
+    """Start recording topics; return once every topic has a publisher (or on timeout)."""
+    spec = json.dumps({'topics': topics, 'timeout': timeout})
+    recorder = subprocess.Popen([sys.executable, str(HELPERS / 'ros_probe.py'), 'record', spec],
+                                env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    assert recorder.stdout.readline().strip() == 'ready'
+    return recorder
+
+
+def recorded(recorder: subprocess.Popen, timeout: float = 90.0) -> dict[str, list[dict]]:
+    out, _ = recorder.communicate(timeout=timeout)
+    messages: dict[str, list[dict]] = {}
+    for line in out.splitlines():
+        item = json.loads(line)
+        messages.setdefault(item['topic'], []).append(item['message'])
+    return messages
+
+
+def publish(ros_env: dict, **spec) -> None:
+    result = probe(ros_env, 'publish', json.dumps(spec))
+    assert result.returncode == 0 and 'done' in result.stdout, result.stderr
+
+
+def diagnostics(ros_env: dict, count: int = 1, timeout: float = 60.0) -> list[dict]:
+    """Record ``count`` /diagnostics reports; return each one's first status, plain."""
+    recorder = start_recorder(ros_env, {'/diagnostics': {'type': 'DiagnosticArray',
+                                                         'count': count}}, timeout=timeout)
+    return [report['status'][0] for report in recorded(recorder)['/diagnostics']]
+
+
+def values_of(status: dict) -> dict[str, str]:
+    """A diagnostic status's key/value pairs as a dict."""
+    return {pair['key']: pair['value'] for pair in status['values']}
+
+
+def set_parameter(ros_env: dict, node: str, name: str, value: str) -> dict:
+    """Set one parameter through the ROS service; return {'successful', 'reason'}."""
+    return json.loads(probe(ros_env, 'set', node, name, value).stdout)

@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 
-from conftest import HELPERS
 from conftest import probe
+from conftest import publish
+from conftest import recorded
+from conftest import start_recorder
 import cv2
 from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
@@ -23,30 +25,6 @@ pytestmark = pytest.mark.ros
 
 def parameters(model: Path, **extra) -> dict:
     return {'model_path': str(model), 'providers': ['cpu'], **extra}
-
-
-def start_recorder(ros_env: dict, topics: dict, timeout: float = 60.0) -> subprocess.Popen:
-    """Start recording topics; return once every topic has a publisher (or on timeout)."""
-    spec = json.dumps({'topics': topics, 'timeout': timeout})
-    recorder = subprocess.Popen([sys.executable, str(HELPERS / 'ros_probe.py'), 'record', spec],
-                                env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-    assert recorder.stdout.readline().strip() == 'ready'
-    return recorder
-
-
-def recorded(recorder: subprocess.Popen, timeout: float = 90.0) -> dict[str, list[dict]]:
-    out, _ = recorder.communicate(timeout=timeout)
-    messages: dict[str, list[dict]] = {}
-    for line in out.splitlines():
-        item = json.loads(line)
-        messages.setdefault(item['topic'], []).append(item['message'])
-    return messages
-
-
-def publish(ros_env: dict, **spec) -> None:
-    result = probe(ros_env, 'publish', json.dumps(spec))
-    assert result.returncode == 0 and 'done' in result.stdout, result.stderr
 
 
 @pytest.fixture(scope='module')

@@ -210,7 +210,9 @@ def test_trailing_bytes_after_the_last_row_are_ignored():
     ({'encoding': 'yuv422', 'width': 3, 'step': 6}, 'width must be even; got 3'),
     ({'encoding': 'yuyv', 'width': 5, 'step': 12}, 'width must be even; got 5'),
     ({'encoding': 'mono8', 'width': 2**32 - 1, 'height': 2**32 - 1, 'step': 2**32 - 1},
-     'needs 18446744065119617025 bytes of data, got 48'),
+     'mono8 image of 4294967295x4294967295 has more than max_image_pixels = 33554432'),
+    ({'encoding': 'mono8', 'width': 1, 'height': 2**25 + 1, 'step': 1},
+     'mono8 image of 1x33554433 has more than max_image_pixels'),
 ])
 def test_malformed_images_are_rejected(changes, message):
     msg = image_msg('rgb8', np.zeros((4, 12), np.uint8), 4)
@@ -343,8 +345,9 @@ JPEG = _encoded('jpeg', rgb_pattern())
     ('jpeg', PNG, 'do not start with a jpeg signature'),
     ('png', PNG[:len(PNG) // 2], 'corrupt png data: a chunk at byte 33 claims'),
     ('png', PNG[:20], 'png data of 20 bytes has no IHDR header'),
-    ('png', _png_claiming(100_000, 100_000), 'declares a 100000x100000 image'),
-    ('png', _png_claiming(0, 5), 'declares a 0x5 image'),
+    ('png', _png_claiming(100_000, 100_000),
+     'png data declaring an image of 100000x100000 has more than max_image_pixels'),
+    ('png', _png_claiming(0, 5), 'declares an empty 0x5 image'),
     ('png', _png_with_chunk_length(33, 2**32 - 1), 'chunk at byte 33 claims 4294967295 bytes'),
     ('png', _png_with_chunk_length(-12, 2**30), 'claims 1073741824 bytes, 0 are left'),
     ('jpeg', array('B', b'\xff\xd8\xff' + bytes(range(256))), 'no frame header'),

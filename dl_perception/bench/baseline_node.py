@@ -12,9 +12,8 @@ import sys
 
 from dl_perception.models import build_model
 from dl_perception.preprocessing import PreprocessingSpec
-from dl_perception.ros.spinning import spin_until_interrupted
+from dl_perception.ros.spinning import run_node
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 import torch
@@ -65,8 +64,7 @@ class BaselineNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the baseline node until interrupted."""
-    rclpy.init(args=args)
-    return spin_until_interrupted(BaselineNode())
+    return run_node(BaselineNode, args)
 
 
 if __name__ == '__main__':

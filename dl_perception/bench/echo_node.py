@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from dl_perception.ros.spinning import spin_until_interrupted
-import rclpy
+from dl_perception.ros.spinning import run_node
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
@@ -34,8 +33,7 @@ class EchoNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run until interrupted."""
-    rclpy.init(args=args)
-    return spin_until_interrupted(EchoNode())
+    return run_node(EchoNode, args)
 
 
 if __name__ == '__main__':

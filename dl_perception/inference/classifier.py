@@ -28,6 +28,15 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 INPUT_TYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16}
 _LOAD_ERRORS = (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.Fail,
                 ort_errors.InvalidArgument, ort_errors.NotImplemented, ort_errors.NoModel)
+# What InferenceSession.run raises when the model fails on a batch (a shape it cannot take,
+# a kernel error, a device failure).
+_RUN_ERRORS = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.RuntimeException,
+               ort_errors.EngineError, ort_errors.EPFail, ort_errors.NotImplemented,
+               ort_errors.DeviceReset)
+
+
+class InferenceError(RuntimeError):
+    """The model failed on a batch: the model or that input is at fault, not the caller."""
 
 
 def load_labels(path: str | Path) -> list[str]:
@@ -130,6 +139,7 @@ class Classifier:
         self._check_fit()
         self.input_dtype = INPUT_TYPES[self._input.type]
         self.fixed_batch = isinstance(self._input.shape[0], int)
+        self._check_runs()
 
     @property
     def providers_in_use(self) -> list[str]:
@@ -185,19 +195,43 @@ class Classifier:
                 raise ValueError(f'{self.path} takes input {name} {expected}, preprocessing '
                                  f'gives {actual}')
 
+    def _check_runs(self) -> None:
+        """
+        Run one blank batch of the configured input size.
+
+        A model that loads can still fail on every frame (a Reshape that needs another size):
+        that must show when it is loaded, not on the first frame.
+        """
+        blank = np.zeros((1, self.spec.num_channels, self.spec.height, self.spec.width),
+                         self.input_dtype)
+        try:
+            self.probabilities(blank)
+        except (InferenceError, ValueError) as error:
+            raise ValueError(f'{self.path} loads but fails on a {blank.shape} input (the '
+                             f'configured preprocessing): {error}') from None
+
     def preprocess(self, image: np.ndarray, source_order: str) -> np.ndarray:
         """One uint8 image -> network input, shape (C, H, W), in the model's input dtype."""
         return prepare(image, source_order, self.spec).astype(self.input_dtype, copy=False)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Run a prepared batch (N, C, H, W); return float32 (N, K) class probabilities."""
+        """
+        Run a prepared batch (N, C, H, W); return float32 (N, K) class probabilities.
+
+        :raises InferenceError: ONNX Runtime failed on the batch, or the model's output does
+            not fit its labels.
+        """
         batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
         if self.fixed_batch and len(batch) != self._input.shape[0]:
             return np.concatenate([self.probabilities(item[None]) for item in batch])
-        scores = self.session.run(None, {self._input.name: batch})[0].astype(np.float32)
-        if scores.shape[1] != len(self.labels):
-            raise ValueError(f'{self.path} gave {scores.shape[1]} scores per image for '
-                             f'{len(self.labels)} labels')
+        try:
+            scores = self.session.run(None, {self._input.name: batch})[0].astype(np.float32)
+        except _RUN_ERRORS as error:
+            raise InferenceError(f'{self.path.name} failed on a batch of shape {batch.shape}: '
+                                 f'{error}') from None
+        if scores.ndim != 2 or scores.shape[1] != len(self.labels):
+            raise InferenceError(f'{self.path} gave scores of shape {scores.shape} for '
+                                 f'{len(self.labels)} labels')
         return softmax(scores) if self.output == 'logits' else scores
 
     def predict_batch(self, images: Sequence[np.ndarray],

@@ -71,12 +71,14 @@ def resize_to_input(image: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     if spec.resize == 'stretch':
         return _resize(image, spec.width, spec.height)
     if spec.resize == 'center_crop':
+        # Cut the source window that becomes the input, then resize only that: scaling the
+        # whole image first would allocate 28 x 28,000,000 pixels for a 1 x 1,000,000 frame.
         scale = max(spec.height / in_height, spec.width / in_width) / spec.crop_fraction
-        scaled_w = max(spec.width, round(in_width * scale))
-        scaled_h = max(spec.height, round(in_height * scale))
-        scaled = _resize(image, scaled_w, scaled_h)
-        top, left = (scaled_h - spec.height) // 2, (scaled_w - spec.width) // 2
-        return scaled[top:top + spec.height, left:left + spec.width]
+        window_w = min(in_width, max(1, round(spec.width / scale)))
+        window_h = min(in_height, max(1, round(spec.height / scale)))
+        top, left = (in_height - window_h) // 2, (in_width - window_w) // 2
+        return _resize(image[top:top + window_h, left:left + window_w], spec.width,
+                       spec.height)
     scale = min(spec.height / in_height, spec.width / in_width)
     fitted_w = min(spec.width, max(1, round(in_width * scale)))
     fitted_h = min(spec.height, max(1, round(in_height * scale)))

@@ -12,14 +12,17 @@ is waiting in one batch. Topics (relative, remappable): inputs from ``image_topi
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
 from dl_perception.inference.classifier import Classifier
+from dl_perception.inference.classifier import InferenceError
 from dl_perception.inference.providers import GPU_PROVIDERS
 from dl_perception.inference.providers import PROVIDER_NAMES
 from dl_perception.inference.providers import ProviderError
@@ -41,14 +44,13 @@ from dl_perception.ros.node_statistics import NodeStatistics
 from dl_perception.ros.qos_matching import choose_reliability
 from dl_perception.ros.qos_matching import input_qos
 from dl_perception.ros.qos_matching import latched_qos
+from dl_perception.ros.spinning import run_node
 from rcl_interfaces.msg import SetParametersResult
-import rclpy
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -61,6 +63,23 @@ from vision_msgs.msg import VisionInfo
 NO_INPUT_WARNING_S = 5.0
 GRAPH_CHECK_PERIOD_S = 0.5
 MODEL_ERRORS = (FileNotFoundError, ValueError, ProviderError)
+# Frames arriving with nothing published for this many diagnostics periods (and at least
+# STALL_MIN_S seconds, plus one max_rate_hz period) is an ERROR: the node is blind.
+STALL_PERIODS = 3
+STALL_MIN_S = 3.0
+WORKER_RESTART_DELAY_S = 0.5
+INPUT_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
+
+
+@dataclass
+class _Input:
+    """One input topic: its subscription, and what the graph last showed about it."""
+
+    subscription: Any
+    reliability: Any
+    type_name: str
+    publishers: int = 0
+    foreign_types: frozenset[str] = frozenset()
 
 
 class ClassifierNode(LifecycleNode):
@@ -85,10 +104,13 @@ class ClassifierNode(LifecycleNode):
         self._model_lock = threading.Lock()
         self._database_version = 0
         self._problem = 'not configured'
-        self._inputs: dict[str, tuple[Any, Any]] = {}
+        self._input_topics = [self.resolve_topic_name(t) for t in self._values['image_topics']
+                              if t]
+        self._inputs: dict[str, _Input] = {}
         self._outputs: dict[str, Any] = {}
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._graph_timer = None
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(self._values['diagnostics_period'], self._publish_diagnostics)
@@ -125,12 +147,13 @@ class ClassifierNode(LifecycleNode):
         self._refresh_subscriptions()
         self._graph_timer = self.create_timer(GRAPH_CHECK_PERIOD_S, self._refresh_subscriptions)
         self._stop.clear()
+        self._statistics.restart()
         self._worker = threading.Thread(target=self._work, name='classifier-worker',
                                         daemon=True)
         self._worker.start()
         self.get_logger().info(f'active: {self._classifier.path.name} on '
                                f'{", ".join(self._classifier.providers_in_use)}, inputs '
-                               f'{", ".join(self._values["image_topics"])}')
+                               f'{", ".join(self._input_topics)}')
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -156,16 +179,22 @@ class ClassifierNode(LifecycleNode):
     def stop_work(self) -> None:
         """Stop the worker and the subscriptions (deactivation, shutdown, process exit)."""
         self._stop.set()
+        self._wake.set()
         if self._worker is not None:
             self._worker.join(timeout=5.0)
             self._worker = None
         if self._graph_timer is not None:
             self.destroy_timer(self._graph_timer)
             self._graph_timer = None
-        for subscription, _ in self._inputs.values():
-            self.destroy_subscription(subscription)
+        for item in self._inputs.values():
+            self.destroy_subscription(item.subscription)
         self._inputs = {}
         self._frames.clear()
+
+    def destroy_node(self) -> None:
+        """Stop the work first: the worker must not publish through destroyed publishers."""
+        self.stop_work()
+        super().destroy_node()
 
     # model ---------------------------------------------------------------------------
 
@@ -213,8 +242,9 @@ class ClassifierNode(LifecycleNode):
         """
         Validate changes and apply them.
 
-        A change of a model parameter loads the new model first; if that fails the change is
-        refused with the reason and the old model keeps serving.
+        A change of a model parameter loads the new model first (which must also run a blank
+        batch); if that fails the change is refused with the reason and the old model keeps
+        serving. Any change wakes the worker, so a new max_rate_hz applies at once.
         """
         proposed = dict(self._values)
         for parameter in parameters:
@@ -238,37 +268,48 @@ class ClassifierNode(LifecycleNode):
             self._announce_model()
         elif smoothing_changed:
             self._processor.reset_smoothing(proposed['smoothing'])
+        self._wake.set()
         return SetParametersResult(successful=True)
 
     # inputs ----------------------------------------------------------------------------
 
     def _refresh_subscriptions(self) -> None:
         """Subscribe to each input topic with the reliability its publishers need."""
-        for topic in self._values['image_topics']:
-            resolved = self.resolve_topic_name(topic)
-            reliability = choose_reliability(self._values['reliability'],
-                                             self.get_publishers_info_by_topic(resolved))
+        for topic in self._input_topics:
+            publishers = self.get_publishers_info_by_topic(topic)
             current = self._inputs.get(topic)
-            if reliability is None or (current is not None and current[1] == reliability):
-                continue
-            if current is not None:
-                self.destroy_subscription(current[0])
-            compressed = topic.rstrip('/').endswith('/compressed')
-            subscription = self.create_subscription(
-                CompressedImage if compressed else Image, topic,
-                lambda msg, topic=topic: self._on_image(topic, msg),
-                input_qos(reliability, self._values['queue_depth']))
-            self._inputs[topic] = (subscription, reliability)
-            self.get_logger().info(f'subscribed to {resolved} ({reliability.name.lower()})')
+            reliability = choose_reliability(self._values['reliability'], publishers,
+                                             current.reliability if current else None)
+            if current is None or current.reliability != reliability:
+                current = self._subscribe(topic, reliability, current)
+            current.publishers = len(publishers)
+            current.foreign_types = frozenset(
+                info.topic_type for info in publishers if info.topic_type != current.type_name)
+
+    def _subscribe(self, topic: str, reliability: Any, current: _Input | None) -> _Input:
+        """(Re)subscribe; the message type follows the resolved (remapped) topic name."""
+        if current is not None:
+            self.destroy_subscription(current.subscription)
+        type_name = ('sensor_msgs/msg/CompressedImage' if topic.endswith('/compressed')
+                     else 'sensor_msgs/msg/Image')
+        subscription = self.create_subscription(
+            INPUT_TYPES[type_name], topic, lambda msg, topic=topic: self._on_image(topic, msg),
+            input_qos(reliability, self._values['queue_depth']))
+        self._inputs[topic] = _Input(subscription, reliability, type_name)
+        self.get_logger().info(f'subscribed to {topic} as {type_name} '
+                               f'({reliability.name.lower()})')
+        return self._inputs[topic]
 
     def _on_image(self, topic: str, msg: Image | CompressedImage) -> None:
         """Check the message's structure and keep it as the camera's newest frame."""
         self._statistics.on_received(topic)
+        check = check_compressed_msg if isinstance(msg, CompressedImage) else check_image_msg
         try:
-            (check_compressed_msg if isinstance(msg, CompressedImage) else check_image_msg)(msg)
+            check(msg, self._settings.max_image_pixels)
         except ImageConversionError as error:
             self._reject(topic, str(error))
             return
+        self._statistics.on_accepted()
         self._frames.put(topic, Frame(msg, time.monotonic()))
 
     def _reject(self, topic: Hashable, reason: str) -> None:
@@ -279,7 +320,13 @@ class ClassifierNode(LifecycleNode):
     # work ------------------------------------------------------------------------------
 
     def _work(self) -> None:
-        """Classify waiting frames until stopped, at most max_rate_hz batches a second."""
+        """
+        Classify waiting frames until stopped, at most max_rate_hz batches a second.
+
+        This loop is the worker's supervisor: a batch the model fails on is counted and the
+        next one runs; any other error is logged with its traceback, reported on
+        /diagnostics, and the loop starts again after a short pause. Only a stop ends it.
+        """
         while not self._stop.is_set():
             frames = self._frames.take(timeout=0.1)
             if not frames:
@@ -287,22 +334,36 @@ class ClassifierNode(LifecycleNode):
             started = time.monotonic()
             try:
                 self._process(frames)
-            except RuntimeError:
-                # SIGINT/SIGTERM shut the context down under the worker: a requested stop.
-                if self.context.ok():
-                    raise
+            except InferenceError as error:
+                self._statistics.on_inference_error(str(error))
+                self.get_logger().error(str(error), throttle_duration_sec=5.0)
+            except Exception as error:  # noqa: B902 - the supervisor must outlive any failure
+                if not self.context.ok():
+                    return  # SIGINT/SIGTERM shut the context down under the worker
+                self._statistics.on_worker_failure(f'{type(error).__name__}: {error}')
+                self.get_logger().error(f'the worker failed and restarts: '
+                                        f'{traceback.format_exc()}')
+                self._stop.wait(WORKER_RESTART_DELAY_S)
+            self._pause_for_rate(started)
+
+    def _pause_for_rate(self, started: float) -> None:
+        """Wait out the rest of the max_rate_hz period; a parameter change or stop wakes."""
+        while not self._stop.is_set():
+            rate = self._settings.max_rate_hz
+            remaining = 1.0 / rate - (time.monotonic() - started) if rate > 0 else 0.0
+            if remaining <= 0:
                 return
-            rate = self._values['max_rate_hz']
-            if rate > 0:
-                self._stop.wait(max(0.0, 1.0 / rate - (time.monotonic() - started)))
+            self._wake.wait(remaining)
+            self._wake.clear()
 
     def _process(self, frames: dict[Hashable, Frame]) -> None:
         """Classify one batch with the current model and publish every result."""
         with self._model_lock:
             classifier = self._classifier
+        settings = self._settings
         overlay = self._outputs['overlay']
-        want_overlay = self._settings.publish_overlay and overlay.get_subscription_count() > 0
-        results = self._processor.process(classifier, frames, self._settings, want_overlay)
+        want_overlay = settings.publish_overlay and overlay.get_subscription_count() > 0
+        results = self._processor.process(classifier, frames, settings, want_overlay)
         for message in results.classifications:
             self._outputs['classification'].publish(message)
             self._count_published(message.header)
@@ -313,31 +374,57 @@ class ClassifierNode(LifecycleNode):
             overlay.publish(image_to_msg(image, 'bgr8', header))
 
     def _count_published(self, header: Header) -> None:
-        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        stamp_ns = Time.from_msg(header.stamp).nanoseconds
         now_ns = self.get_clock().now().nanoseconds
         self._statistics.on_published((now_ns - stamp_ns) / 1e6 if stamp_ns else float('nan'))
 
     # diagnostics -----------------------------------------------------------------------
 
+    def _stall_window(self) -> float:
+        """Seconds of input without output after which the node reports itself blind."""
+        rate = self._settings.max_rate_hz
+        return (max(STALL_PERIODS * self._values['diagnostics_period'], STALL_MIN_S)
+                + (1.0 / rate if rate > 0 else 0.0))
+
     def _health(self) -> tuple[bytes, str]:
         """Return the diagnostic level and message for the node's current state."""
         if self._classifier is None:
             return DiagnosticStatus.ERROR, self._problem
+        errors, warnings = [], []
+        if self._worker is not None:
+            if not self._worker.is_alive():
+                errors.append('the worker thread has stopped: nothing is classified')
+            found_errors, found_warnings = self._statistics.problems(self._stall_window())
+            errors += found_errors
+            warnings += found_warnings
         in_use = self._classifier.providers_in_use
         wanted_gpu = [PROVIDER_NAMES[n] for n in self._values['providers'] if n in GPU_PROVIDERS]
-        problems = []
         if wanted_gpu and not set(wanted_gpu) & set(in_use):
-            problems.append('running on the CPU: no requested GPU provider started')
-        fresh = self._statistics.new_rejections()
-        if fresh:
-            problems.append(f'{fresh} malformed messages rejected since the last report')
+            warnings.append('running on the CPU: no requested GPU provider started')
+        warnings += self._input_problems()
+        if errors:
+            return DiagnosticStatus.ERROR, '; '.join(errors + warnings)
+        if warnings:
+            return DiagnosticStatus.WARN, '; '.join(warnings)
+        return DiagnosticStatus.OK, 'classifying' if self._worker else 'configured, inactive'
+
+    def _input_problems(self) -> list[str]:
+        """Warnings about the inputs: no publisher, publishers of another type, no input."""
+        if self._worker is None:
+            return []
+        problems = []
+        for topic, item in self._inputs.items():
+            if item.foreign_types:
+                foreign = ', '.join(sorted(item.foreign_types))
+                problems.append(f'{topic} has publishers of {foreign} but is subscribed as '
+                                f'{item.type_name}')
+            elif not item.publishers:
+                problems.append(f'no publisher seen on {topic}')
         idle = self._statistics.seconds_since_input()
-        if self._worker is not None and idle > NO_INPUT_WARNING_S:
+        if not problems and idle > NO_INPUT_WARNING_S:
             problems.append(f'no input for {idle:.0f} s' if idle != float('inf')
                             else 'no input received yet')
-        if problems:
-            return DiagnosticStatus.WARN, '; '.join(problems)
-        return DiagnosticStatus.OK, 'classifying' if self._worker else 'configured, inactive'
+        return problems
 
     def _publish_diagnostics(self) -> None:
         level, message = self._health()
@@ -346,37 +433,26 @@ class ClassifierNode(LifecycleNode):
                   if self._classifier else 'none',
                   'database version': str(self._database_version)}
         values.update(self._statistics.report(self._frames.dropped))
-        status = diagnostic_status(f'{self.get_name()}: classifier', values['model'], level,
+        status = diagnostic_status(self.get_fully_qualified_name(), values['model'], level,
                                    message, values)
         self._diagnostics.publish(DiagnosticArray(
             header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
 
+def _start_and_spin(node: ClassifierNode) -> None:
+    # The executor exists before the node reports itself active: a SIGINT that arrives while
+    # rclpy builds an executor leaves a half-made one that fails noisily when freed.
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    if node.get_parameter('autostart').value:
+        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+    executor.spin()
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; exit 1 when its parameters are invalid."""
-    rclpy.init(args=args)
-    try:
-        node = ClassifierNode()
-    except (ValueError, ParameterException) as error:
-        rclpy.logging.get_logger('classifier').error(f'invalid parameters: {error}')
-        rclpy.try_shutdown()
-        return 1
-    try:
-        # The executor exists before the node reports itself active: a SIGINT that arrives
-        # while rclpy builds an executor leaves a half-made one that fails noisily when freed.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        if node.get_parameter('autostart').value:
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop_work()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ClassifierNode, args, name='classifier', spin=_start_and_spin)
 
 
 if __name__ == '__main__':

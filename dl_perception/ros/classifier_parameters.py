@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+import math
 from typing import Any
 
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.providers import PROVIDER_NAMES
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing.spec import RESIZE_POLICIES
+from dl_perception.ros.image_conversion import MAX_DECODED_PIXELS
 from rcl_interfaces.msg import FloatingPointRange
 from rcl_interfaces.msg import IntegerRange
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidTopicNameException
+from rclpy.validate_topic_name import validate_topic_name
 
 MODES = ('classify', 'tiles')
 RELIABILITIES = ('auto', 'reliable', 'best_effort')
@@ -61,17 +65,36 @@ def _providers(values: list) -> str | None:
 
 
 def _topics(values: list) -> str | None:
-    return 'give at least one topic' if not [v for v in values if v] else None
+    names = [v for v in values if v]
+    if not names:
+        return 'give at least one topic'
+    for name in names:
+        try:
+            validate_topic_name(name)
+        except InvalidTopicNameException as error:
+            return f'{name!r} is not a valid topic name: {str(error).splitlines()[0]}'
+    return None
 
 
-def _per_channel(positive: bool) -> Callable[[list], str | None]:
-    def check(values: list) -> str | None:
-        if list(values) == [0.0]:
-            return None
-        if len(values) not in (1, 3) or (positive and min(values) <= 0):
-            return f'{list(values)}: give 1 or 3 {"positive " if positive else ""}values'
+# Per-channel mean and std are on pixel values scaled to 0..1; a std this small multiplies
+# the input by a million or more, which no trained network expects.
+MIN_STD = 1e-6
+
+
+def _mean(values: list) -> str | None:
+    if list(values) == [0.0]:
         return None
-    return check
+    if len(values) not in (1, 3) or not all(0.0 <= v <= 1.0 for v in values):
+        return f'{list(values)}: give 1 or 3 values from 0 to 1'
+    return None
+
+
+def _std(values: list) -> str | None:
+    if list(values) == [0.0]:
+        return None
+    if len(values) not in (1, 3) or not all(v > MIN_STD for v in values):
+        return f'{list(values)}: give 1 or 3 values greater than {MIN_STD:g}'
+    return None
 
 
 PARAMETERS = (
@@ -84,9 +107,9 @@ PARAMETERS = (
     Parameter('input_channels', '', 'Override: network input channels; empty = metadata.',
               choices=('', 'rgb', 'bgr', 'grey')),
     Parameter('mean', [0.0], 'Override: per-channel mean (0..1); [0.0] = from metadata.',
-              check=_per_channel(positive=False)),
+              check=_mean),
     Parameter('std', [0.0], 'Override: per-channel std (0..1); [0.0] = from metadata.',
-              check=_per_channel(positive=True)),
+              check=_std),
     Parameter('resize', '', 'Override: resize policy; empty = from metadata.',
               choices=('',) + RESIZE_POLICIES),
     Parameter('output_kind', '', 'Override: what the network outputs; empty = metadata.',
@@ -104,6 +127,9 @@ PARAMETERS = (
     Parameter('image_topics', ['image'], 'Input topics; names ending in /compressed carry '
               'sensor_msgs/CompressedImage, others sensor_msgs/Image. One model serves all.',
               read_only=True, check=_topics),
+    Parameter('max_image_pixels', MAX_DECODED_PIXELS, 'Frames with more pixels are rejected '
+              '(a compressed one from its header, before decoding), so one message cannot '
+              'exhaust memory.', low=1, high=1 << 31),
     Parameter('queue_depth', 1, 'Input QoS depth per camera. 1 keeps only the newest frame '
               'even inside DDS; more lets bursts reach the node (which still classifies only '
               'the newest, counting the rest as dropped), so every message is accounted for.',
@@ -137,6 +163,10 @@ def check_parameter(name: str, value: Any) -> str | None:
     parameter = BY_NAME.get(name)
     if parameter is None:
         return None
+    # Array values arrive as lists, tuples or array.array('d'); NaN passes every range check.
+    numbers = [value] if isinstance(value, (bool, int, float, str)) else list(value)
+    if any(isinstance(n, float) and not math.isfinite(n) for n in numbers):
+        return f'{name} = {value!r}; expected finite numbers'
     if parameter.choices and value not in parameter.choices:
         return f'{name} = {value!r}; allowed: {", ".join(map(repr, parameter.choices))}'
     reason = parameter.check(value) if parameter.check else None

@@ -13,6 +13,7 @@ from dataclasses import field
 import time
 from typing import Any
 
+import cv2
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.postprocess import ProbabilitySmoother
 from dl_perception.inference.postprocess import rank
@@ -44,6 +45,8 @@ class ProcessingSettings:
     ignore_classes: frozenset[str]
     smoothing: float
     publish_overlay: bool
+    max_image_pixels: int
+    max_rate_hz: float
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> ProcessingSettings:
@@ -51,7 +54,8 @@ class ProcessingSettings:
         return cls(values['top_k'], values['score_threshold'], values['mode'],
                    values['tile_size'], values['tile_stride'],
                    frozenset(c for c in values['ignore_classes'] if c), values['smoothing'],
-                   values['publish_overlay'])
+                   values['publish_overlay'], values['max_image_pixels'],
+                   values['max_rate_hz'])
 
 
 @dataclass
@@ -71,11 +75,15 @@ class _Decoded:
     order: str
 
 
-def decode(message: Any) -> tuple[np.ndarray, str]:
+# A frame that fails on its way to the network: malformed, or too much for OpenCV.
+FRAME_ERRORS = (ImageConversionError, ValueError, TypeError, cv2.error, MemoryError)
+
+
+def decode(message: Any, max_pixels: int) -> tuple[np.ndarray, str]:
     """Image or CompressedImage -> uint8 (H, W, C) image and its channel order."""
     if isinstance(message, CompressedImage):
-        return image_from_compressed(message)
-    return image_from_msg(message)
+        return image_from_compressed(message, max_pixels)
+    return image_from_msg(message, max_pixels)
 
 
 class FrameProcessor:
@@ -93,14 +101,18 @@ class FrameProcessor:
 
     def process(self, classifier: Classifier, frames: Mapping[Hashable, Frame],
                 settings: ProcessingSettings, want_overlay: bool) -> Results:
-        """Classify every decodable frame; reject (and count) the others."""
+        """
+        Classify every decodable frame; reject (and count) the others.
+
+        :raises InferenceError: the model failed on the batch.
+        """
         decoded, inputs = [], []
         for camera, frame in frames.items():
             try:
-                image, order = decode(frame.message)
+                image, order = decode(frame.message, settings.max_image_pixels)
                 if settings.mode == 'classify':
                     inputs.append(classifier.preprocess(image, order))
-            except (ImageConversionError, ValueError, TypeError) as error:
+            except FRAME_ERRORS as error:
                 self._on_reject(camera, str(error))
                 continue
             decoded.append(_Decoded(camera, frame.message.header, image, order))

@@ -25,8 +25,9 @@ from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-# A larger compressed image is refused before decoding: a few bytes can claim gigapixels.
-MAX_DECODED_PIXELS = 1 << 25  # 8K UHD fits
+# The default bound on a frame's pixels (8K UHD fits). A compressed image is checked before
+# it is decoded (a few bytes can claim gigapixels), a raw one before it is read.
+MAX_DECODED_PIXELS = 1 << 25
 
 
 class ImageConversionError(ValueError):
@@ -102,19 +103,26 @@ SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
 _OUTPUT_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 
 
-def check_image_msg(msg: Image) -> None:
+def check_image_msg(msg: Image, max_pixels: int = MAX_DECODED_PIXELS) -> None:
     """
     Raise ImageConversionError if image_from_msg would refuse the message.
 
     Reads only the encoding and sizes, so it is cheap enough for a subscription callback.
 
-    :raises ImageConversionError: for an unknown encoding, an empty image, a step shorter than
-        a row, data shorter than ``step * height``, or an odd width for YUV 4:2:2.
+    :raises ImageConversionError: for an unknown encoding, an empty image or one of more than
+        ``max_pixels`` pixels, a step shorter than a row, data shorter than
+        ``step * height``, or an odd width for YUV 4:2:2.
     """
-    _checked_layout(msg)
+    _checked_layout(msg, max_pixels)
 
 
-def _checked_layout(msg: Image) -> _Layout:
+def _check_pixels(what: str, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageConversionError(f'{what} of {width}x{height} has more than '
+                                   f'max_image_pixels = {max_pixels} pixels')
+
+
+def _checked_layout(msg: Image, max_pixels: int) -> _Layout:
     layout = _LAYOUTS.get(msg.encoding)
     if layout is None:
         raise ImageConversionError(f'unsupported encoding {msg.encoding!r}; expected one of '
@@ -122,6 +130,7 @@ def _checked_layout(msg: Image) -> _Layout:
     width, height, step = msg.width, msg.height, msg.step
     if width == 0 or height == 0:
         raise ImageConversionError(f'{msg.encoding} image has no pixels: {width}x{height}')
+    _check_pixels(f'{msg.encoding} image', width, height, max_pixels)
     if layout.even_width and width % 2:
         raise ImageConversionError(f'{msg.encoding} packs pixel pairs, so its width must be '
                                    f'even; got {width}')
@@ -135,7 +144,7 @@ def _checked_layout(msg: Image) -> _Layout:
     return layout
 
 
-def image_from_msg(msg: Image) -> tuple[np.ndarray, str]:
+def image_from_msg(msg: Image, max_pixels: int = MAX_DECODED_PIXELS) -> tuple[np.ndarray, str]:
     """
     Return a message's pixels as uint8 (H, W, C) and their channel order.
 
@@ -146,7 +155,7 @@ def image_from_msg(msg: Image) -> tuple[np.ndarray, str]:
 
     :raises ImageConversionError: as check_image_msg does.
     """
-    layout = _checked_layout(msg)
+    layout = _checked_layout(msg, max_pixels)
     height, step = msg.height, msg.step
     rows = np.frombuffer(msg.data, np.uint8, count=step * height).reshape(height, step)
     decoded = layout.decode(rows[:, :msg.width * layout.bytes_per_pixel], bool(msg.is_bigendian))
@@ -205,7 +214,7 @@ _CODECS = {  # format word -> (codec, file signature, reader of the checked widt
 _FORMAT = re.compile(r'(?:[^;]*;\s*)?(\w+)(?:\s+compressed(?:\s+\S+)?)?')
 
 
-def check_compressed_msg(msg: CompressedImage) -> None:
+def check_compressed_msg(msg: CompressedImage, max_pixels: int = MAX_DECODED_PIXELS) -> None:
     """
     Raise ImageConversionError if image_from_compressed would refuse the message unread.
 
@@ -213,13 +222,13 @@ def check_compressed_msg(msg: CompressedImage) -> None:
     without decoding, so it is cheap enough for a subscription callback; only decoding finds
     corrupt image data.
 
-    :raises ImageConversionError: for an unsupported format, or empty, mismatched, oversized
-        or malformed data.
+    :raises ImageConversionError: for an unsupported format, or empty, mismatched or
+        malformed data, or a declared size of more than ``max_pixels`` pixels.
     """
-    _checked_codec(msg)
+    _checked_codec(msg, max_pixels)
 
 
-def _checked_codec(msg: CompressedImage) -> str:
+def _checked_codec(msg: CompressedImage, max_pixels: int) -> str:
     match = _FORMAT.fullmatch(msg.format.strip().lower())
     codec = _CODECS.get(match.group(1)) if match else None
     if codec is None:
@@ -231,25 +240,26 @@ def _checked_codec(msg: CompressedImage) -> str:
         raise ImageConversionError(f'format {msg.format!r} but the {len(data)} bytes of data '
                                    f'do not start with a {name} signature')
     width, height = read_size(data)
-    if not 0 < width * height <= MAX_DECODED_PIXELS:
-        raise ImageConversionError(f'{name} data declares a {width}x{height} image; expected '
-                                   f'1 to {MAX_DECODED_PIXELS} pixels')
+    if width * height == 0:
+        raise ImageConversionError(f'{name} data declares an empty {width}x{height} image')
+    _check_pixels(f'{name} data declaring an image', width, height, max_pixels)
     return name
 
 
-def image_from_compressed(msg: CompressedImage) -> tuple[np.ndarray, str]:
+def image_from_compressed(msg: CompressedImage,
+                          max_pixels: int = MAX_DECODED_PIXELS) -> tuple[np.ndarray, str]:
     """
     Decode a jpeg or png CompressedImage to uint8 (H, W, 3) 'bgr' or (H, W, 1) 'grey'.
 
     ``msg.format`` is read as image_transport writes it ('jpeg', 'rgb8; jpeg compressed
     bgr8', ...).  The data must start with the declared codec's signature, so that only that
     decoder sees untrusted bytes, and its header is checked before decoding so that a tiny
-    message cannot make OpenCV allocate gigabytes (at most MAX_DECODED_PIXELS pixels).
+    message cannot make OpenCV allocate gigabytes (at most ``max_pixels`` pixels).
     Alpha is dropped and 16-bit PNGs are reduced to 8 bits.
 
     :raises ImageConversionError: as check_compressed_msg does, and for corrupt data.
     """
-    name = _checked_codec(msg)
+    name = _checked_codec(msg, max_pixels)
     try:
         image = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_ANYCOLOR)
     except cv2.error as error:

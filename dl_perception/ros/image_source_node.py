@@ -28,6 +28,7 @@ from dl_perception.ros.frame_sources import render_frame
 from dl_perception.ros.frame_sources import SourceOptions
 from dl_perception.ros.image_conversion import compressed_msg
 from dl_perception.ros.image_conversion import image_to_msg
+from dl_perception.ros.spinning import run_node
 from dl_perception.ros.vision_messages import classification_msg
 from rcl_interfaces.msg import FloatingPointRange
 from rcl_interfaces.msg import IntegerRange
@@ -35,8 +36,6 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.duration import Duration
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -290,31 +289,12 @@ class ImageSourceNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the image_source node; return 0 when done or stopped, 1 when it cannot start."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ImageSourceNode()
-        rclpy.spin_until_future_complete(node, node.done)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        if node is not None:
-            node.get_logger().info(f'stopped: sent {node.sent} frames')
-    except RuntimeError:
-        # rclpy's SIGINT/SIGTERM handler shuts the context down from another thread, so the
-        # executor or a publisher can fail with RCLError (a RuntimeError) instead of raising
-        # ExternalShutdownException. That is a requested stop; any other RuntimeError is not.
-        if rclpy.ok():
-            raise
-    except ParameterException as error:
-        rclpy.logging.get_logger(NODE_NAME).error(f'invalid parameter: {error}')
-        return 1
-    except (FileNotFoundError, ValueError) as error:
-        rclpy.logging.get_logger(NODE_NAME).error(str(error))
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    def log_stop(node: ImageSourceNode) -> None:
+        node.get_logger().info(f'stopped: sent {node.sent} frames')
+
+    return run_node(ImageSourceNode, args, name=NODE_NAME,
+                    spin=lambda node: rclpy.spin_until_future_complete(node, node.done),
+                    on_interrupt=log_stop)
 
 
 if __name__ == '__main__':

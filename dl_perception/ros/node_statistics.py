@@ -1,14 +1,16 @@
 """
 What the classifier node has been doing, turned into a /diagnostics status once per period.
 
-Counters and latency samples are updated from the subscription callbacks and the worker
-thread (hence the lock) and read by the diagnostics timer.
+Counters, event times and latency samples are updated from the subscription callbacks and the
+worker thread (hence the lock) and read by the diagnostics timer. The clock is a parameter so
+that the arithmetic is tested without waiting.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 import threading
 import time
 
@@ -21,7 +23,7 @@ LATENCY_SAMPLES = 500
 
 
 class _Rate:
-    """Events per second over the last RATE_WINDOW_S seconds."""
+    """Events per second over (at most) the last RATE_WINDOW_S seconds."""
 
     def __init__(self) -> None:
         self._times: deque[float] = deque()
@@ -30,46 +32,99 @@ class _Rate:
         self._times.append(now)
 
     def per_second(self, now: float) -> float:
+        """
+        Return the intervals between the window's events per second of the window.
+
+        Counting the events of the window, (n - 1) intervals over the time since the first
+        one, is right from the second event on: dividing n by the whole window would read
+        half the rate for a stream that started half a window ago.
+        """
         while self._times and self._times[0] < now - RATE_WINDOW_S:
             self._times.popleft()
-        return len(self._times) / RATE_WINDOW_S
+        if len(self._times) < 2:
+            return 0.0
+        return (len(self._times) - 1) / max(now - self._times[0], 1e-9)
+
+
+@dataclass
+class _Event:
+    """How often something happened, when last, and what it said."""
+
+    count: int = 0
+    last_time: float = 0.0
+    last_text: str = ''
+    reported: int = 0
+
+    def add(self, now: float, text: str = '') -> None:
+        self.count += 1
+        self.last_time = now
+        self.last_text = text or self.last_text
+
+    def age(self, now: float) -> float:
+        """Seconds since the last occurrence; inf if it never happened."""
+        return now - self.last_time if self.count else float('inf')
+
+    def fresh(self) -> int:
+        """Occurrences since the previous call."""
+        fresh, self.reported = self.count - self.reported, self.count
+        return fresh
 
 
 class NodeStatistics:
     """Counts, rates and latencies of one node, safe to update from several threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self.received: dict[Hashable, int] = {}
         self.rejected: dict[Hashable, int] = {}
-        self.published = 0
-        self.last_rejection = ''
-        self.last_input = 0.0
         self._input_rates: dict[Hashable, _Rate] = {}
         self._output_rate = _Rate()
         self._latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self._inference_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
-        self._rejected_at_last_report = 0
+        self._input = _Event()
+        self._accepted = _Event()
+        self._published = _Event()
+        self._rejections = _Event()
+        self._inference_errors = _Event()
+        self._worker_failures = _Event()
+        self._started = clock()
+
+    @property
+    def published(self) -> int:
+        """Results published so far."""
+        return self._published.count
+
+    def restart(self) -> None:
+        """Start the 'nothing published since' clock afresh (the worker (re)started)."""
+        with self._lock:
+            self._started = self._clock()
 
     def on_received(self, topic: Hashable) -> None:
         """Count an incoming message."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self.received[topic] = self.received.get(topic, 0) + 1
             self._input_rates.setdefault(topic, _Rate()).add(now)
-            self.last_input = now
+            self._input.add(now)
+
+    def on_accepted(self) -> None:
+        """Count a message that passed the structural checks and waits for the worker."""
+        with self._lock:
+            self._accepted.add(self._clock())
 
     def on_rejected(self, topic: Hashable, reason: str) -> None:
         """Count a message that could not be used, and remember why."""
         with self._lock:
             self.rejected[topic] = self.rejected.get(topic, 0) + 1
-            self.last_rejection = f'{topic}: {reason}'
+            self._rejections.add(self._clock(), f'{topic}: {reason}')
 
     def on_published(self, latency_ms: float) -> None:
         """Count a result; ``latency_ms`` runs from the image stamp to publication."""
+        now = self._clock()
         with self._lock:
-            self.published += 1
-            self._output_rate.add(time.monotonic())
+            self._published.add(now)
+            self._output_rate.add(now)
             self._latency_ms.append(latency_ms)
 
     def on_inference(self, milliseconds: float) -> None:
@@ -77,9 +132,19 @@ class NodeStatistics:
         with self._lock:
             self._inference_ms.append(milliseconds)
 
+    def on_inference_error(self, reason: str) -> None:
+        """Count a batch the model failed on."""
+        with self._lock:
+            self._inference_errors.add(self._clock(), reason)
+
+    def on_worker_failure(self, reason: str) -> None:
+        """Count an unexpected error that interrupted the worker (which then went on)."""
+        with self._lock:
+            self._worker_failures.add(self._clock(), reason)
+
     def report(self, dropped: dict[Hashable, int]) -> dict[str, str]:
         """Return the current figures as diagnostic key/value strings."""
-        now = time.monotonic()
+        now = self._clock()
 
         def percentiles(samples: deque) -> str:
             if not samples:
@@ -96,25 +161,55 @@ class NodeStatistics:
                 'latency stamp->publish p50 / p95 (ms)': percentiles(self._latency_ms),
                 'inference p50 / p95 (ms)': percentiles(self._inference_ms),
                 'received': str(sum(self.received.values())),
-                'published': str(self.published),
+                'published': str(self._published.count),
                 'dropped (newer frame arrived)': str(sum(dropped.values())),
                 'rejected (malformed)': str(sum(self.rejected.values())),
-                'last rejection': self.last_rejection or 'none',
+                'last rejection': self._rejections.last_text or 'none',
+                'inference errors': str(self._inference_errors.count),
+                'last inference error': self._inference_errors.last_text or 'none',
+                'worker restarts': str(self._worker_failures.count),
+                'last worker error': self._worker_failures.last_text or 'none',
             })
         return values
 
-    def new_rejections(self) -> int:
-        """Return how many messages were rejected since the previous call."""
+    def problems(self, window_s: float) -> tuple[list[str], list[str]]:
+        """
+        Return (errors, warnings) about the node's work, for its diagnostic level.
+
+        Errors: the worker failed within ``window_s``; messages arrive (within ``window_s``)
+        but none was usable, or frames were accepted but nothing was published for longer
+        than ``window_s``. Warnings: rejections and inference errors since the last call.
+        """
+        now = self._clock()
+        errors, warnings = [], []
         with self._lock:
-            total = sum(self.rejected.values())
-            fresh, self._rejected_at_last_report = (
-                total - self._rejected_at_last_report, total)
-            return fresh
+            if self._worker_failures.age(now) < window_s:
+                errors.append(f'the worker failed and was restarted '
+                              f'({self._worker_failures.count} so far): '
+                              f'{self._worker_failures.last_text}')
+            silent = now - max(self._published.last_time, self._started)
+            if self._accepted.age(now) < window_s and silent > window_s:
+                cause = (f'; last inference error: {self._inference_errors.last_text}'
+                         if self._inference_errors.count else '')
+                errors.append(f'frames arrive but nothing was published for {silent:.0f} s'
+                              f'{cause}')
+            elif (self._input.age(now) < window_s
+                  and now - max(self._accepted.last_time, self._started) > window_s):
+                errors.append(f'messages arrive but none was usable for more than '
+                              f'{window_s:.0f} s; last rejection: {self._rejections.last_text}')
+            fresh = self._rejections.fresh()
+            if fresh:
+                warnings.append(f'{fresh} malformed messages rejected since the last report')
+            fresh = self._inference_errors.fresh()
+            if fresh:
+                warnings.append(f'{fresh} batches failed in the model since the last report: '
+                                f'{self._inference_errors.last_text}')
+        return errors, warnings
 
     def seconds_since_input(self) -> float:
         """Return the seconds since the last message arrived (inf if none ever did)."""
         with self._lock:
-            return time.monotonic() - self.last_input if self.last_input else float('inf')
+            return self._input.age(self._clock())
 
 
 def diagnostic_status(name: str, hardware_id: str, level: bytes, message: str,

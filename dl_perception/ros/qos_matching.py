@@ -2,10 +2,10 @@
 Input QoS that matches what the camera offers, so a mismatch never silently yields nothing.
 
 A reliable subscription receives nothing from a best-effort publisher, while a best-effort
-subscription receives from both. ``auto`` therefore picks best effort as soon as any
-publisher on the topic is best effort and reliable when all are. With no publisher there is
-nothing to match yet: the node waits for one (it re-checks the graph twice a second) and keeps
-its subscription when a publisher goes away.
+subscription receives from both. ``auto`` therefore subscribes at once with best effort, which
+hears any publisher even while discovery lags, and re-matches when the graph shows what the
+publishers offer (the node re-checks twice a second): reliable when all of them are, best
+effort as soon as one is not. When the publishers go away it keeps what it has.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from rclpy.topic_endpoint_info import TopicEndpointInfo
 FIXED = {'reliable': ReliabilityPolicy.RELIABLE, 'best_effort': ReliabilityPolicy.BEST_EFFORT}
 
 
-def choose_reliability(setting: str,
-                       publishers: Iterable[TopicEndpointInfo]) -> ReliabilityPolicy | None:
-    """Return the reliability to subscribe with; None when ``auto`` has nothing to match."""
+def choose_reliability(setting: str, publishers: Iterable[TopicEndpointInfo],
+                       current: ReliabilityPolicy | None = None) -> ReliabilityPolicy:
+    """Return the reliability to subscribe with, given the topic's publishers and ``current``."""
     if setting in FIXED:
         return FIXED[setting]
     offered = [info.qos_profile.reliability for info in publishers]
     if not offered:
-        return None
+        return current or ReliabilityPolicy.BEST_EFFORT
     if all(policy == ReliabilityPolicy.RELIABLE for policy in offered):
         return ReliabilityPolicy.RELIABLE
     return ReliabilityPolicy.BEST_EFFORT

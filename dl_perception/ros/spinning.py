@@ -1,19 +1,68 @@
-"""Spin a node until SIGINT/SIGTERM, then release it: the main loop of a simple node process."""
+"""
+The life of a node process: start, spin, stop; SIGINT or SIGTERM at any moment exits 0 quietly.
+
+rclpy turns the first SIGINT/SIGTERM into a context shutdown, which surfaces as
+``KeyboardInterrupt``, ``ExternalShutdownException`` or an ``RCLError`` (a ``RuntimeError``)
+from whatever was running; a second signal during clean-up, or one before rclpy installed its
+handlers, would otherwise end the process with a traceback and exit status -2. So every node
+``main`` goes through ``run_node`` (and the console scripts through ``entry_points``, which
+also cover the seconds spent importing rclpy, OpenCV and ONNX Runtime).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from dl_perception.ros.entry_points import ignore_interrupts
+from dl_perception.ros.entry_points import interrupts_raise
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+# What a node constructor raises for settings it cannot work with: exit status 1.
+START_ERRORS = (ValueError, ParameterException, FileNotFoundError)
 
-def spin_until_interrupted(node: Node) -> int:
-    """Spin ``node`` until the process is interrupted, destroy it, shut rclpy down; return 0."""
+
+def run_node(create_node: Callable[[], Node], args: list[str] | None = None, *,
+             name: str = 'dl_perception', spin: Callable[[Node], object] = rclpy.spin,
+             on_interrupt: Callable[[Node], None] | None = None) -> int:
+    """
+    Init rclpy, create the node, spin it, release everything; return the exit status.
+
+    :param create_node: builds the node after ``rclpy.init``; a ``START_ERRORS`` exception
+        from it means unusable settings: logged (by the logger ``name``), status 1.
+    :param spin: runs the node until it is done (``rclpy.spin`` by default: until
+        interrupted).
+    :param on_interrupt: called with the node when SIGINT/SIGTERM stopped it (e.g. to log a
+        summary).
+    :returns: 0 when the node finished or was interrupted, 1 when it could not start.
+    """
+    node = None
     try:
-        rclpy.spin(node)
+        interrupts_raise()
+        rclpy.init(args=args)
+        try:
+            node = create_node()
+        except START_ERRORS as error:
+            if not rclpy.ok():
+                return 0  # interrupted while starting: the error is the shutdown's
+            rclpy.logging.get_logger(name).error(f'invalid parameters: {error}')
+            return 1
+        spin(node)
+        return 0
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if node is not None and on_interrupt is not None:
+            on_interrupt(node)
+        return 0
+    except RuntimeError:
+        # rclpy's signal handler shuts the context down from another thread, so a call in
+        # flight can fail with RCLError instead: a requested stop. Anything else is a bug.
+        if rclpy.ok():
+            raise
+        return 0
     finally:
-        node.destroy_node()
+        ignore_interrupts()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
-    return 0

@@ -9,15 +9,17 @@ Runs until SIGINT or SIGTERM.
 
 from __future__ import annotations
 
-from dl_perception.ros.spinning import spin_until_interrupted
+import sys
+
+from dl_perception.ros.spinning import run_node
 import rclpy
+from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from vision_msgs.msg import Classification
 
 
-def main() -> None:
-    rclpy.init()
+def build() -> Node:
     node = rclpy.create_node('perfect_classifier')
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     publisher = node.create_publisher(Classification, 'classification', qos)
@@ -36,8 +38,8 @@ def main() -> None:
     node.create_subscription(Classification, 'ground_truth', on_truth, qos)
     node.create_timer(0.02, flush)
     print('ready', flush=True)
-    spin_until_interrupted(node)
+    return node
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_node(build))

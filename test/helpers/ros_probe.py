@@ -1,7 +1,8 @@
 """
 A test's hands on the ROS graph, run as its own process: publish, record, call, set.
 
-    ros_probe.py publish SPEC_JSON   publish frames (see ``publish``), print 'done' at the end
+    ros_probe.py publish SPEC_JSON   publish frames (see ``publish``), print 'done: ...' with
+                                     the count and rate achieved at the end
     ros_probe.py record SPEC_JSON    print 'ready' once every topic has a publisher, then the
                                      received messages as JSON lines; exit when complete
     ros_probe.py reload NODE         call NODE/reload (std_srvs/Trigger), print the response
@@ -145,13 +146,17 @@ def publish(spec: dict) -> None:
         wait_for_subscribers(node, publishers.values())
     time.sleep(spec.get('settle', 0.5))
     period = 1.0 / spec.get('rate', 50.0)
+    sent, started = 0, time.monotonic()
     for _ in range(spec.get('repeat', 1)):
         for topic, message in messages:
+            # On a fixed schedule, so the rate is the one asked for whatever publishing costs.
+            time.sleep(max(0.0, started + sent * period - time.monotonic()))
             publishers[topic].publish(message)
             rclpy.spin_once(node, timeout_sec=0.0)
-            time.sleep(period)
+            sent += 1
+    elapsed = time.monotonic() - started
     time.sleep(spec.get('linger', 1.0))
-    print('done', flush=True)
+    print(f'done: {sent} messages at {(sent - 1) / max(elapsed, 1e-9):.2f} Hz', flush=True)
 
 
 def record(spec: dict) -> int:

@@ -11,8 +11,9 @@ import json
 import sys
 
 from dl_perception.ros import vision_messages
-from dl_perception.ros.spinning import spin_until_interrupted
+from dl_perception.ros.spinning import run_node
 import rclpy
+from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
@@ -37,9 +38,8 @@ def build_messages(sample: dict) -> tuple[Classification, Detection2DArray, Labe
             vision_messages.label_info_msg(header, sample['labels'], sample['threshold']))
 
 
-def main() -> None:
+def build() -> Node:
     classification, detections, label_info = build_messages(json.loads(sys.argv[1]))
-    rclpy.init()
     node = rclpy.create_node('vision_publisher')
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -54,8 +54,8 @@ def main() -> None:
 
     node.create_timer(0.05, publish)
     print('publishing', flush=True)
-    spin_until_interrupted(node)
+    return node
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_node(build))

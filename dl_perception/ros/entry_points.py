@@ -1,0 +1,47 @@
+"""
+Console-script entry points of the nodes; standard library only, so that they load at once.
+
+A node module imports rclpy, OpenCV and ONNX Runtime, which takes a second or more: a SIGINT
+in that window (a launch file stopped while it starts) would print a KeyboardInterrupt
+traceback and exit -2. These entry points make interrupts raise KeyboardInterrupt first, then
+import the node, and turn an interrupt at any point into a quiet exit 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def interrupts_raise() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt (until rclpy installs its handlers)."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.default_int_handler)
+
+
+def ignore_interrupts() -> None:
+    """Ignore further SIGINT/SIGTERM: the process is already stopping."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+
+
+def run_main(module: str) -> int:
+    """Import ``module`` and return what its ``main()`` returns; 0 when interrupted."""
+    try:
+        interrupts_raise()
+        return importlib.import_module(module).main()
+    except KeyboardInterrupt:
+        ignore_interrupts()
+        return 0
+
+
+def classifier_node() -> int:
+    """Run ``classifier_node``."""
+    return run_main('dl_perception.ros.classifier_node')
+
+
+def image_source_node() -> int:
+    """Run ``image_source_node``."""
+    return run_main('dl_perception.ros.image_source_node')
