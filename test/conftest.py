@@ -177,7 +177,7 @@ def diagnostics(ros_env: dict, count: int = 1, timeout: float = 60.0) -> list[di
 
 
 def values_of(status: dict) -> dict[str, str]:
-    """A diagnostic status's key/value pairs as a dict."""
+    """Return a diagnostic status's key/value pairs as a dict."""
     return {pair['key']: pair['value'] for pair in status['values']}
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import signal
-import subprocess
-import sys
 
 from conftest import probe
 from conftest import publish

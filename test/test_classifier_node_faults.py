@@ -17,8 +17,8 @@ from conftest import diagnostics
 from conftest import HELPERS
 from conftest import publish
 from conftest import recorded
-from conftest import RunningNode
 from conftest import ros_arguments
+from conftest import RunningNode
 from conftest import set_parameter
 from conftest import start_recorder
 from conftest import values_of
@@ -60,14 +60,14 @@ def raw_frame(tmp_path: Path, name: str, image: np.ndarray, topic: str = 'image'
 
 
 def png_bomb() -> list[int]:
-    """A valid small PNG whose header claims 60,000 x 60,000 pixels."""
+    """Return a valid small PNG whose header claims 60,000 x 60,000 pixels."""
     data = bytearray(cv2.imencode('.png', np.zeros((8, 8), np.uint8))[1].tobytes())
     data[16:24] = (60_000).to_bytes(4, 'big') * 2
     return list(data)
 
 
-def test_row_and_column_images_and_bombs_do_not_blind_the_node(start_node, ros_env, tiny_onnx,
-                                                                tmp_path):
+def test_row_and_column_images_and_bombs_do_not_blind_the_node(
+        start_node, ros_env, tiny_onnx, tmp_path):
     node = start_node(NODE, parameters(tiny_onnx, resize='center_crop',
                                        image_topics=['image', 'image/compressed'],
                                        reliability='reliable', queue_depth=10))
@@ -213,4 +213,3 @@ def test_interrupts_at_any_moment_exit_0_quietly(ros_env, tiny_onnx, executable)
     node = start_executable(executable, settings, ros_env)
     node.wait_for('active:' if executable == 'classifier_node' else 'publishing ')
     quiet_stop(node, second_signal_after=0.05)
-
