@@ -158,6 +158,13 @@ def _tooling_built() -> bool:
     return bool(os.environ.get('DLP_TOOLING_PREFIX')) and shutil.which('ros2') is not None
 
 
+# Mark a robot-route module or test with it: the skip comes before any fixture is set up (a
+# session fixture such as tiny_onnx would otherwise train first). Where the tooling folder
+# exists nothing is skipped; fixture ``ros2_cli`` then fails if the build is missing.
+requires_ros2_tooling = pytest.mark.skipif(
+    not _tooling_built() and not TOOLING_SOURCE.is_dir(), reason=TOOLING_MISSING)
+
+
 @pytest.fixture
 def ros2_cli(ros_env) -> dict[str, str]:
     """

@@ -3,7 +3,7 @@ The robot route: the package driven by the upstream ``ros2`` tools, as a robot w
 
 ``make setup`` builds launch, launch_ros, ros2cli and the upstream vision_msgs 4.1.1 from
 ../shared/ros2_tooling into the cache; without that folder every test here is skipped with one
-reason (fixture ``ros2_cli``). Each test has its own ROS_DOMAIN_ID and ROS_LOG_DIR.
+reason (``requires_ros2_tooling``). Each test has its own ROS_DOMAIN_ID and ROS_LOG_DIR.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import subprocess
 import sys
 
 from conftest import HELPERS
+from conftest import requires_ros2_tooling
 from conftest import ros2_until
 import pytest
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, requires_ros2_tooling]
 
 
 @pytest.mark.slow
