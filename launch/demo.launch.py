@@ -4,7 +4,8 @@ The demo: Fashion-MNIST test images as a 640x480 camera, the classifier, and the
 Arguments: model (ONNX file), frames (how many, default 1000), rate (Hz, default 30),
 config (classifier parameter file), fastdds_transports (default LARGE_DATA: shared memory
 sized for 640x480 frames; with Fast DDS's default transports such frames lose many samples
-over minutes, see README "Performance"). Everything stops when the monitor has its summary.
+over minutes, see README "Performance"). Everything stops when the monitor has its summary and
+the camera has ended by itself (or as soon as either of them fails).
 """
 
 from launch import LaunchDescription
@@ -23,12 +24,39 @@ from launch_ros.substitutions import FindPackagePrefix
 from launch_ros.substitutions import FindPackageShare
 
 
+def shutdown_after(*processes: ExecuteProcess) -> list[RegisterEventHandler]:
+    """
+    Shut the launch down once every one of ``processes`` has exited, or one has failed.
+
+    The camera ends by itself after its last frame, usually just before the monitor prints its
+    summary; a Shutdown sent then would SIGINT it while it is already exiting (it died of that
+    SIGINT, exit -2, in about half the runs). Waiting for it means it is never signalled.
+    """
+    running = {id(process) for process in processes}
+
+    def on_exit(event, context):
+        running.discard(id(event.action))
+        if event.returncode != 0 or not running:
+            return [EmitEvent(event=Shutdown(reason=f'{event.action.name} exited'))]
+        return None
+
+    return [RegisterEventHandler(OnProcessExit(target_action=process, on_exit=on_exit))
+            for process in processes]
+
+
 def generate_launch_description() -> LaunchDescription:
     frames = LaunchConfiguration('frames')
     monitor = ExecuteProcess(
         cmd=[PathJoinSubstitution([FindPackagePrefix('dl_perception'), 'lib', 'dl_perception',
                                    'dl-perception']), 'monitor', '--frames', frames],
         name='monitor', output='screen')
+    image_source = Node(
+        package='dl_perception', executable='image_source_node', name='image_source',
+        output='screen',
+        parameters=[{'source': 'fashion-mnist:test',
+                     'max_frames': ParameterValue(frames, value_type=int),
+                     'rate_hz': ParameterValue(LaunchConfiguration('rate'), value_type=float),
+                     'width': 640, 'height': 480, 'wait_for_subscribers': 2}])
     return LaunchDescription([
         DeclareLaunchArgument('model', description='ONNX classifier trained on Fashion-MNIST'),
         DeclareLaunchArgument('frames', default_value='1000', description='frames to send'),
@@ -45,13 +73,6 @@ def generate_launch_description() -> LaunchDescription:
                          {'model_path': LaunchConfiguration('model'), 'providers': ['cpu'],
                           'top_k': 3}]),
         monitor,
-        Node(package='dl_perception', executable='image_source_node', name='image_source',
-             output='screen',
-             parameters=[{'source': 'fashion-mnist:test',
-                          'max_frames': ParameterValue(frames, value_type=int),
-                          'rate_hz': ParameterValue(LaunchConfiguration('rate'),
-                                                    value_type=float),
-                          'width': 640, 'height': 480, 'wait_for_subscribers': 2}]),
-        RegisterEventHandler(OnProcessExit(target_action=monitor,
-                                           on_exit=[EmitEvent(event=Shutdown())])),
+        image_source,
+        *shutdown_after(monitor, image_source),
     ])

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 import random
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -184,3 +186,146 @@ def values_of(status: dict) -> dict[str, str]:
 def set_parameter(ros_env: dict, node: str, name: str, value: str) -> dict:
     """Set one parameter through the ROS service; return {'successful', 'reason'}."""
     return json.loads(probe(ros_env, 'set', node, name, value).stdout)
+
+
+# The robot route: upstream `ros2` (launch, run, param, lifecycle, topic) built by `make setup`
+# from ../shared/ros2_tooling into the cache and put on the PATH by tools/activate.sh.
+TOOLING_SOURCE = Path(os.environ.get('DLP_ROS2_TOOLING',
+                                     REPO_ROOT.parent / 'shared' / 'ros2_tooling'))
+TOOLING_MISSING = '../shared/ros2_tooling not built: run make setup with it present'
+
+
+def _tooling_built() -> bool:
+    return bool(os.environ.get('DLP_TOOLING_PREFIX')) and shutil.which('ros2') is not None
+
+
+# Mark a robot-route module or test with it: the skip comes before any fixture is set up (a
+# session fixture such as tiny_onnx would otherwise train first). Where the tooling folder
+# exists nothing is skipped; fixture ``ros2_cli`` then fails if the build is missing.
+requires_ros2_tooling = pytest.mark.skipif(
+    not _tooling_built() and not TOOLING_SOURCE.is_dir(), reason=TOOLING_MISSING)
+
+
+@pytest.fixture
+def ros2_cli(ros_env) -> dict[str, str]:
+    """
+    Return ``ros_env`` with the upstream ``ros2`` on its PATH; skip when it is not built.
+
+    Where the tooling folder exists a missing build is an error, never a silent skip.
+    """
+    if not _tooling_built():
+        if TOOLING_SOURCE.is_dir():
+            pytest.fail(f'{TOOLING_SOURCE} exists but its build is not in this environment: '
+                        'run make setup, then source tools/activate.sh')
+        pytest.skip(TOOLING_MISSING)
+    return ros_env
+
+
+@pytest.fixture
+def upstream_vision_msgs_env(ros2_cli) -> dict[str, str]:
+    """
+    Return an environment that sees the tooling and upstream vision_msgs, not our build.
+
+    Nothing of the pip-route interfaces or the overlay is left in it: the search paths start
+    again from the venv, then the two upstream prefixes' local_setup.bash are sourced.
+    """
+    prefix = os.environ.get('DLP_UPSTREAM_VISION_MSGS')
+    if not prefix:
+        pytest.fail('upstream vision_msgs not built: run make setup with ../shared/ros2_tooling')
+    # Without its guard variable the ROS wheels' bootstrapper sets LD_LIBRARY_PATH again.
+    base = {name: value for name, value in ros2_cli.items() if name not in (
+        'PYTHONPATH', 'AMENT_PREFIX_PATH', 'COLCON_PREFIX_PATH', 'CMAKE_PREFIX_PATH',
+        'LD_LIBRARY_PATH', '_ROS_WHEELS_BOOTSTRAP_COMPLETE')}
+    base['AMENT_PREFIX_PATH'] = sys.prefix
+    script = ('set -e; for p in "$@"; do source "$p/local_setup.bash"; done; '
+              'exec env -0')
+    dumped = subprocess.run(['bash', '-c', script, 'bash', os.environ['DLP_TOOLING_PREFIX'],
+                             prefix], env=base, capture_output=True, check=True).stdout
+    return dict(item.split('=', 1) for item in dumped.decode().split('\0') if '=' in item)
+
+
+class Ros2Command(RunningNode):
+    """A ``ros2 ...`` process (launch, run) in a process group of its own, output collected."""
+
+    def __init__(self, arguments: list[str], env: dict[str, str]) -> None:
+        import threading
+        self.command = ['ros2', *arguments]
+        self.lines = []
+        self.process = subprocess.Popen(self.command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to end by itself; return its exit code."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f'{self.command} still ran after {timeout:g} s; output:\n'
+                                 f'{self.output}') from None
+        self._reader.join(timeout=5)
+        return code
+
+    def stop(self, signal_number: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        """
+        Send SIGINT to the group, as Ctrl-C does; wait; kill the whole group if it hangs.
+
+        ``ros2 run`` relies on that: it waits for its child to get the signal too.
+        """
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal_number)
+            except ProcessLookupError:
+                pass
+        try:
+            return self.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL what is left of the process group (children that outlived their parent)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def ros2(ros2_cli):
+    """
+    Start ``ros2`` commands (launch, run) for a test; arguments as on the command line.
+
+    Each runs with the test's ROS_DOMAIN_ID and ROS_LOG_DIR; whatever still runs after the
+    test gets SIGINT, then its process group is killed.
+    """
+    started: list[Ros2Command] = []
+
+    def start(*arguments: str, env: dict[str, str] | None = None) -> Ros2Command:
+        command = Ros2Command(list(arguments), ros2_cli if env is None else env)
+        started.append(command)
+        return command
+
+    yield start
+    for command in started:
+        command.stop()
+
+
+def ros2_until(env: dict[str, str], *arguments: str, expect: str,
+               timeout: float = 30.0) -> str:
+    """
+    Run a short ``ros2`` command (no daemon) until it succeeds with ``expect`` in its output.
+
+    Discovery takes a moment, so a first "node not found" is retried, never slept over.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(['ros2', *arguments, '--no-daemon'], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+        output = done.stdout + done.stderr
+        if done.returncode == 0 and expect in output:
+            return output
+        if time.monotonic() > deadline:
+            raise AssertionError(f'ros2 {" ".join(arguments)} never printed {expect!r}; last '
+                                 f'exit {done.returncode}, output:\n{output}')

@@ -67,7 +67,8 @@ colcon_in_venv() {
   env PATH="$DLP_VENV/bin:$PATH" AMENT_PREFIX_PATH="$DLP_VENV" \
     "$DLP_VENV/bin/colcon" --log-base "$1/log" build \
     --build-base "$1/build" --install-base "$1/install" \
-    --event-handlers console_cohesion- console_direct- console_stderr+ "${@:2}"
+    --event-handlers console_cohesion- console_direct- "console_stderr${COLCON_STDERR:-+}" \
+    "${@:2}"
 }
 
 ensure_interfaces() {
@@ -82,6 +83,66 @@ ensure_interfaces() {
   cp -r tools/pip_interfaces/vision_msgs "$DLP_INTERFACES/src/"
   colcon_in_venv "$DLP_INTERFACES" --base-paths "$DLP_INTERFACES/src"
   echo "$key" > "$DLP_INTERFACES/.stamp"
+}
+
+# A colcon build that sees only the venv, even when run from an activated shell. Upstream
+# packages print pages of setuptools warnings: their stderr is shown only when a build fails.
+colcon_in_clean_venv() {
+  (unset COLCON_PREFIX_PATH CMAKE_PREFIX_PATH PYTHONPATH LD_LIBRARY_PATH
+   COLCON_STDERR=- colcon_in_venv "$@") || {
+    echo "setup: colcon build in $1 failed; logs: $1/log/latest_build" >&2
+    return 1
+  }
+}
+
+# Upstream test packages whose build fails here, and launch_testing/launch_pytest: their pytest
+# plugins do not load under pytest 9 and would break every `python -m pytest` after activation.
+TOOLING_IGNORED=(ros2cli/ros2cli_test_interfaces ros2cli/ros2lifecycle_test_fixtures
+  launch/test_launch_testing launch_ros/test_launch_ros launch/launch_testing_ament_cmake
+  launch/launch_testing launch_ros/launch_testing_ros launch/launch_pytest)
+
+# Test infrastructure: upstream launch, launch_ros and ros2cli (`ros2 launch`, `ros2 run`, ...)
+# built from the unmodified archives of $DLP_TOOLING_SRC into the cache, never into the clone.
+ensure_tooling() {
+  local archive="$DLP_TOOLING_SRC/ros2_tooling_src.tar.gz" key
+  if [ ! -f "$archive" ]; then
+    say "ros2 tooling: no $archive: the robot-route tests (ros2 launch/run) will be skipped"
+    return
+  fi
+  # The venv's stamp is in the key: a rebuilt venv lost the extra packages.
+  key=$(printf '%s\n' "sha256 $(sha256sum < "$archive" | cut -d' ' -f1)" \
+          "requirements $(_dlp_hash < tools/ros2_tooling_requirements.txt)" \
+          "ignored ${TOOLING_IGNORED[*]}" "venv $(stat -c %Y "$DLP_VENV/.complete")")
+  [ "$(cat "$DLP_TOOLING/.stamp" 2>/dev/null)" = "$key" ] && return
+  say "ros2 tooling: building launch, launch_ros, ros2cli from $archive (about a minute)"
+  "$DLP_VENV/bin/python" -m pip --disable-pip-version-check --no-input install -q \
+    --progress-bar off -r tools/ros2_tooling_requirements.txt
+  rm -rf "$DLP_TOOLING"
+  mkdir -p "$DLP_TOOLING"
+  tar -xzf "$archive" -C "$DLP_TOOLING"
+  local folder
+  for folder in "${TOOLING_IGNORED[@]}"; do
+    touch "$DLP_TOOLING/src/$folder/COLCON_IGNORE"
+  done
+  colcon_in_clean_venv "$DLP_TOOLING" --base-paths "$DLP_TOOLING/src" \
+    --cmake-args -DBUILD_TESTING=OFF
+  echo "$key" > "$DLP_TOOLING/.stamp"
+}
+
+# Upstream vision_msgs in a prefix of its own: a test's consumer process sources only it (and
+# the tooling), never the pip-route build, to show both are the same interface.
+ensure_upstream_vision_msgs() {
+  local archive="$DLP_TOOLING_SRC/vision_msgs_4.1.1_src.tar.gz" key
+  [ -f "$archive" ] || return 0
+  key="sha256 $(sha256sum < "$archive" | cut -d' ' -f1)"
+  [ "$(cat "$DLP_UPSTREAM_VM/.stamp" 2>/dev/null)" = "$key" ] && return
+  say "upstream vision_msgs: building $archive (about two minutes)"
+  rm -rf "$DLP_UPSTREAM_VM"
+  mkdir -p "$DLP_UPSTREAM_VM"
+  tar -xzf "$archive" -C "$DLP_UPSTREAM_VM"
+  colcon_in_clean_venv "$DLP_UPSTREAM_VM" --base-paths "$DLP_UPSTREAM_VM/vision_msgs_upstream" \
+    --cmake-args -DBUILD_TESTING=OFF
+  echo "$key" > "$DLP_UPSTREAM_VM/.stamp"
 }
 
 ensure_overlay() {
@@ -106,5 +167,7 @@ ensure_apt_packages
 check_python
 ensure_venv
 ensure_interfaces
+ensure_tooling
+ensure_upstream_vision_msgs
 ensure_overlay
 say "ready in $(elapsed): source tools/activate.sh  (environment: $DLP_ENV)"

@@ -1,0 +1,65 @@
+"""
+The robot route: the package driven by the upstream ``ros2`` tools, as a robot would run it.
+
+``make setup`` builds launch, launch_ros, ros2cli and the upstream vision_msgs 4.1.1 from
+../shared/ros2_tooling into the cache; without that folder every test here is skipped with one
+reason (``requires_ros2_tooling``). Each test has its own ROS_DOMAIN_ID and ROS_LOG_DIR.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import re
+import subprocess
+import sys
+
+from conftest import HELPERS
+from conftest import requires_ros2_tooling
+from conftest import ros2_until
+import pytest
+
+pytestmark = [pytest.mark.ros, requires_ros2_tooling]
+
+
+@pytest.mark.slow
+def test_demo_launch_ends_by_itself_with_the_monitor_summary(ros2, tiny_onnx):
+    demo = ros2('launch', 'dl_perception', 'demo.launch.py', f'model:={tiny_onnx}',
+                'frames:=300')
+    code = demo.wait(timeout=120)
+    output = demo.output
+    assert code == 0, output
+    assert 'monitor summary (300 frames paired)' in output, output
+    assert re.search(r'accuracy: +[01]\.\d{4}', output), output
+    # The camera ends by itself after its last frame; nothing may die of the shutdown.
+    assert 'process has died' not in output, output
+    assert output.count('process has finished cleanly') == 3, output
+
+
+def test_classifier_node_by_ros2_run_is_active_and_answers_ros2_param(ros2, ros2_cli, tiny_onnx):
+    node = ros2('run', 'dl_perception', 'classifier_node', '--ros-args', '-p',
+                f'model_path:={tiny_onnx}', '-p', 'providers:=[cpu]')
+    node.wait_for('active: ')
+    assert 'active [3]' in ros2_until(ros2_cli, 'lifecycle', 'get', '/classifier',
+                                      expect='active')
+    assert 'Integer value is: 5' in ros2_until(ros2_cli, 'param', 'get', '/classifier', 'top_k',
+                                               expect='value is')
+    assert node.stop() == 0, node.output
+
+
+def test_upstream_vision_msgs_consumer_sees_the_same_types(ros2, upstream_vision_msgs_env,
+                                                           tiny_onnx):
+    node = ros2('run', 'dl_perception', 'classifier_node', '--ros-args', '-p',
+                f'model_path:={tiny_onnx}', '-p', 'providers:=[cpu]')
+    node.wait_for('active: ')
+    consumer = subprocess.run([sys.executable, str(HELPERS / 'upstream_consumer.py'), '30'],
+                              env=upstream_vision_msgs_env, capture_output=True, text=True,
+                              timeout=90)
+    assert consumer.returncode == 0, consumer.stderr
+    report = json.loads(consumer.stdout.splitlines()[-1])
+    print(json.dumps(report, indent=1))
+    upstream = Path(upstream_vision_msgs_env['DLP_UPSTREAM_VISION_MSGS'])
+    assert Path(report['vision_msgs']).is_relative_to(upstream), report
+    for topic, hashes in report['topics'].items():
+        assert hashes['publishers'] == [hashes['subscriber']], (topic, report)
+    assert report['labels'] and len(report['labels']) == 10, report
