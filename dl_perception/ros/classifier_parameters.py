@@ -143,8 +143,13 @@ PARAMETERS = (
               'exponential moving average of probabilities; 0 = off.', low=0.0, high=0.99),
     Parameter('mode', 'classify', 'classify: one result per image; tiles: classify tiles and '
               'publish detections.', choices=MODES),
-    Parameter('tile_size', 128, 'tiles mode: tile side in pixels.', low=8, high=4096),
-    Parameter('tile_stride', 64, 'tiles mode: step between tiles in pixels.', low=1, high=4096),
+    Parameter('tile_size', 0, 'tiles mode: tile side in pixels, about the size objects appear '
+              'in the image; 0 = the model input size.', low=0, high=4096),
+    Parameter('tile_stride', 0, 'tiles mode: step between tiles in pixels; 0 = a quarter of '
+              'the tile (boxes within an eighth of a tile).', low=0, high=4096),
+    Parameter('tile_threshold', 0.5, 'tiles mode: a tile counts only when its best class has '
+              'at least this probability (score_threshold, if higher, wins).', low=0.0,
+              high=1.0),
     Parameter('ignore_classes', [''], 'tiles mode: classes that never become detections '
               '(e.g. background).'),
     Parameter('max_rate_hz', 0.0, 'Process at most this many batches per second; 0 = as '

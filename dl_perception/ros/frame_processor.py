@@ -42,6 +42,7 @@ class ProcessingSettings:
     mode: str
     tile_size: int
     tile_stride: int
+    tile_threshold: float
     ignore_classes: frozenset[str]
     smoothing: float
     publish_overlay: bool
@@ -52,7 +53,7 @@ class ProcessingSettings:
     def from_parameters(cls, values: Mapping[str, Any]) -> ProcessingSettings:
         """Take the relevant parameter values (empty ignore_classes entries are dropped)."""
         return cls(values['top_k'], values['score_threshold'], values['mode'],
-                   values['tile_size'], values['tile_stride'],
+                   values['tile_size'], values['tile_stride'], values['tile_threshold'],
                    frozenset(c for c in values['ignore_classes'] if c), values['smoothing'],
                    values['publish_overlay'], values['max_image_pixels'],
                    values['max_rate_hz'])
@@ -145,7 +146,8 @@ class FrameProcessor:
                 settings: ProcessingSettings, want_overlay: bool, results: Results) -> None:
         for item in decoded:
             found = detect_in_tiles(classifier, item.image, item.order, settings.tile_size,
-                                    settings.tile_stride, settings.score_threshold,
+                                    settings.tile_stride,
+                                    max(settings.tile_threshold, settings.score_threshold),
                                     settings.ignore_classes)
             detections = [
                 vision_messages.detection_msg(
