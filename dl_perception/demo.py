@@ -68,6 +68,9 @@ def ensure_model(cache: Path) -> Path:
     return model
 
 
+SOURCE_EXIT_S = 15.0
+
+
 def _node(module: str, parameters: dict, env: dict) -> subprocess.Popen:
     arguments = [item for name, value in parameters.items()
                  for item in ('-p', f'{name}:={json.dumps(value)}')]
@@ -81,6 +84,10 @@ def run_pipeline(model: Path, frames: int, rate: float, summary_path: Path) -> d
     # Fast DDS's default transports lose many 640x480 frames over minutes; shared memory sized
     # for them does not (README "Performance"). All demo processes are ours to configure.
     env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    print(f'[demo] ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]} FASTDDS_BUILTIN_TRANSPORTS='
+          f'{env["FASTDDS_BUILTIN_TRANSPORTS"]}: to see these topics from another shell '
+          f'(ros2 topic list), first: export ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]} '
+          f'FASTDDS_BUILTIN_TRANSPORTS={env["FASTDDS_BUILTIN_TRANSPORTS"]}', flush=True)
     classifier = _node('dl_perception.ros.classifier_node',
                        {'model_path': str(model), 'providers': ['cpu'], 'top_k': 3}, env)
     monitor = subprocess.Popen(['dl-perception', 'monitor', '--frames', str(frames), '--json',
@@ -90,6 +97,9 @@ def run_pipeline(model: Path, frames: int, rate: float, summary_path: Path) -> d
                     'width': 640, 'height': 480, 'wait_for_subscribers': 2}, env)
     try:
         monitor.wait(timeout=frames / rate + 120)
+        source.wait(timeout=SOURCE_EXIT_S)  # it ends by itself after its last frame
+    except subprocess.TimeoutExpired:
+        pass
     finally:
         for process in (source, classifier, monitor):
             if process.poll() is None:

@@ -12,6 +12,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.actions import EmitEvent
 from launch.actions import ExecuteProcess
+from launch.actions import LogInfo
 from launch.actions import RegisterEventHandler
 from launch.actions import SetEnvironmentVariable
 from launch.event_handlers import OnProcessExit
@@ -67,6 +68,10 @@ def generate_launch_description() -> LaunchDescription:
                               description='FASTDDS_BUILTIN_TRANSPORTS for every demo process'),
         SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS',
                                LaunchConfiguration('fastdds_transports')),
+        LogInfo(msg=['FASTDDS_BUILTIN_TRANSPORTS=', LaunchConfiguration('fastdds_transports'),
+                     ': a shell with other transports sees none of these topics; to inspect '
+                     'them (ros2 topic list/echo), first: export FASTDDS_BUILTIN_TRANSPORTS=',
+                     LaunchConfiguration('fastdds_transports')]),
         Node(package='dl_perception', executable='classifier_node', name='classifier',
              output='screen',
              parameters=[LaunchConfiguration('config'),

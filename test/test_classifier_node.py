@@ -48,12 +48,13 @@ def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_on
     publish(ros_env, indices=indices, topics=['image'], rate=20)
     results = recorded(recorder)['classification']
     expected = dict(zip(indices, expected_labels(model, test_images, indices)))
+    names = Classifier(model).labels  # class_id is the class index (the vision_msgs way)
     assert len(results) >= 15  # only the newest frame is kept: a drop under load is allowed
     for message in results:
         index = message['header']['stamp']['nanosec']
         assert message['header'] == {'stamp': {'sec': 1000 + index, 'nanosec': index},
                                      'frame_id': f'image#{index}'}
-        labels = [r['class_id'] for r in message['results']]
+        labels = [names[int(r['class_id'])] for r in message['results']]
         scores = [r['score'] for r in message['results']]
         assert len(labels) == 3 and labels[0] == expected[index]
         assert scores == sorted(scores, reverse=True) and sum(scores) <= 1.0 + 1e-6
@@ -114,7 +115,7 @@ def test_auto_qos_matches_the_publisher(start_node, ros_env, tiny_onnx, reliabil
 def test_compressed_input_and_two_cameras_share_one_model(start_node, ros_env, tiny_onnx,
                                                           test_images):
     topics = ['left/image', 'right/image/compressed']
-    node = start_node(NODE, parameters(tiny_onnx, image_topics=topics))
+    node = start_node(NODE, parameters(tiny_onnx, image_topics=topics, class_id_format='name'))
     node.wait_for('active:')
     recorder = start_recorder(ros_env, {'classification': {'type': 'Classification',
                                                            'count': 12}})
@@ -264,7 +265,9 @@ def test_tiles_mode_finds_a_planted_object(start_node, ros_env, tiles_onnx, test
            'npy': str(tmp_path / 'frame.npy')}
     publish(ros_env, raw=[raw], rate=5, repeat=3)
     detections = recorded(recorder)['detections'][0]['detections']
-    assert [d['results'][0]['hypothesis']['class_id'] for d in detections] == ['trouser']
+    names = Classifier(tiles_onnx).labels
+    assert [names[int(d['results'][0]['hypothesis']['class_id'])]
+            for d in detections] == ['trouser']
     box = detections[0]['bbox']
     center = box['center']['position']
     assert abs(center['x'] - 448) <= 32 and abs(center['y'] - 256) <= 32

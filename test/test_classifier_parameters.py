@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from array import array
 
+from conftest import REPO_ROOT
 from dl_perception.ros.classifier_parameters import check_parameter
 from dl_perception.ros.classifier_parameters import PARAMETERS
+from dl_perception.ros.classifier_parameters import unknown_parameters
 from dl_perception.ros.qos_matching import choose_reliability
 import pytest
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from rclpy.topic_endpoint_info import TopicEndpointInfo
+import yaml
 
 
 def test_array_values_as_rclpy_gives_them_are_checked_too():
@@ -34,7 +37,8 @@ def test_every_default_is_accepted():
     ('smoothing', float('-inf'), 'expected finite numbers'),
     ('image_topics', ['bad topic!'], "'bad topic!' is not a valid topic name"),
     ('image_topics', ['', ''], 'give at least one topic'),
-    ('providers', ['gpu'], 'give one or more of tensorrt, cuda, cpu'),
+    ('providers', ['gpu'], 'give [auto], or one or more of tensorrt, cuda, cpu'),
+    ('providers', ['auto', 'cpu'], 'give [auto], or one or more of tensorrt, cuda, cpu'),
 ])
 def test_bad_values_are_refused_with_the_reason(name, value, expected):
     reason = check_parameter(name, value)
@@ -61,3 +65,19 @@ def test_auto_reliability_subscribes_before_any_publisher_shows_up():
                               reliable) == best_effort
     assert choose_reliability('auto', [], reliable) == reliable  # publisher gone: keep it
     assert choose_reliability('reliable', []) == reliable
+
+
+def test_the_shipped_config_is_the_node_defaults_key_by_key():
+    """`ros2 run` without the file must behave like the launch file, which loads it."""
+    shipped = yaml.safe_load((REPO_ROOT / 'config' / 'classifier.yaml').read_text())
+    values = shipped['/**']['ros__parameters']
+    assert sorted(values) == sorted(p.name for p in PARAMETERS)  # every key declared, no gap
+    assert values == {p.name: p.default for p in PARAMETERS}
+
+
+def test_unknown_overrides_are_named_with_the_closest_declared_name():
+    assert unknown_parameters([]) is None
+    message = unknown_parameters(['imput_size', 'crop_fractoin', 'zzz'])
+    assert message.startswith('ignoring parameters this node does not have: ')
+    assert 'crop_fractoin (did you mean crop_fraction?)' in message
+    assert 'imput_size (did you mean input_size?)' in message and ', zzz;' in message

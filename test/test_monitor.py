@@ -9,13 +9,16 @@ import sys
 
 from conftest import start_helper
 from dl_perception.ros.monitor import format_summary
+from dl_perception.ros.monitor import label_names
 from dl_perception.ros.monitor import MonitorOptions
 from dl_perception.ros.monitor import Scoreboard
 from dl_perception.ros.monitor import top1
 import numpy as np
 import pytest
 from vision_msgs.msg import Classification
+from vision_msgs.msg import LabelInfo
 from vision_msgs.msg import ObjectHypothesis
+from vision_msgs.msg import VisionClass
 
 MS = 1_000_000
 
@@ -86,6 +89,14 @@ def test_top1_takes_the_highest_score():
                ObjectHypothesis(class_id='bag', score=0.7),
                ObjectHypothesis(class_id='shirt', score=0.7)]
     assert top1(Classification(results=results)) == 'bag'
+
+
+def test_numeric_class_ids_are_named_through_label_info():
+    label_info = LabelInfo(class_map=[VisionClass(class_id=0, class_name='coat'),
+                                      VisionClass(class_id=1, class_name='bag')])
+    results = [ObjectHypothesis(class_id='0', score=0.2), ObjectHypothesis(class_id='1', score=0.8)]
+    assert top1(Classification(results=results), label_names(label_info)) == 'bag'
+    assert top1(Classification(results=results)) == '1'  # no LabelInfo yet: the id as it is
     assert top1(Classification()) is None
 
 

@@ -8,10 +8,17 @@ for a foreign model, from explicit ``labels`` and ``preprocessing`` arguments.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 import json
+import logging
+import os
 from pathlib import Path
+import re
+import sys
+import tempfile
+import threading
 
 from dl_perception.inference.model_metadata import ModelMetadata
 from dl_perception.inference.model_metadata import OUTPUT_KINDS
@@ -33,6 +40,38 @@ _LOAD_ERRORS = (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.
 _RUN_ERRORS = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.RuntimeException,
                ort_errors.EngineError, ort_errors.EPFail, ort_errors.NotImplemented,
                ort_errors.DeviceReset)
+
+
+logger = logging.getLogger(__name__)
+# A failed run raises with the whole message; ONNX Runtime need not print it to stderr too.
+_QUIET_RUN = onnxruntime.RunOptions()
+_QUIET_RUN.log_severity_level = 4
+_ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*m')
+_NATIVE_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+    """
+    Send what native code writes to stderr inside the block to this module's logger.
+
+    ONNX Runtime prints its own errors and warnings (a GPU provider that cannot start) to
+    file descriptor 2; a node must report them through its logger instead, with its name.
+    Whatever another thread prints meanwhile is logged here too, not lost.
+    """
+    with _NATIVE_STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = _ANSI_ESCAPE.sub('', sink.read().decode('utf-8', 'replace'))
+            for line in filter(None, (line.strip() for line in text.splitlines())):
+                logger.warning('onnxruntime: %s', line)
 
 
 class InferenceError(RuntimeError):
@@ -93,8 +132,9 @@ def open_session(path: Path, settings: ProviderSettings) -> onnxruntime.Inferenc
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         options.add_session_config_entry('session.inter_op.allow_spinning', '0')
     try:
-        session = onnxruntime.InferenceSession(str(path), sess_options=options,
-                                               providers=settings.session_providers())
+        with native_stderr_to_log():
+            session = onnxruntime.InferenceSession(str(path), sess_options=options,
+                                                   providers=settings.session_providers())
     except _LOAD_ERRORS as error:
         with open(path, 'rb') as stream:
             looks_onnx = stream.read(1) == b'\x08'  # ModelProto starts with ir_version
@@ -225,7 +265,8 @@ class Classifier:
         if self.fixed_batch and len(batch) != self._input.shape[0]:
             return np.concatenate([self.probabilities(item[None]) for item in batch])
         try:
-            scores = self.session.run(None, {self._input.name: batch})[0].astype(np.float32)
+            scores = self.session.run(None, {self._input.name: batch},
+                                      _QUIET_RUN)[0].astype(np.float32)
         except _RUN_ERRORS as error:
             raise InferenceError(f'{self.path.name} failed on a batch of shape {batch.shape}: '
                                  f'{error}') from None

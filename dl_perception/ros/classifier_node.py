@@ -25,12 +25,14 @@ from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.classifier import InferenceError
 from dl_perception.inference.providers import GPU_PROVIDERS
 from dl_perception.inference.providers import PROVIDER_NAMES
+from dl_perception.inference.providers import provider_request
 from dl_perception.inference.providers import ProviderError
 from dl_perception.ros import vision_messages
 from dl_perception.ros.classifier_parameters import check_parameter
 from dl_perception.ros.classifier_parameters import classifier_from_parameters
 from dl_perception.ros.classifier_parameters import MODEL_PARAMETERS
 from dl_perception.ros.classifier_parameters import PARAMETERS
+from dl_perception.ros.classifier_parameters import unknown_parameters
 from dl_perception.ros.frame_processor import FrameProcessor
 from dl_perception.ros.frame_processor import ProcessingSettings
 from dl_perception.ros.image_conversion import check_compressed_msg
@@ -38,6 +40,7 @@ from dl_perception.ros.image_conversion import check_image_msg
 from dl_perception.ros.image_conversion import image_to_msg
 from dl_perception.ros.image_conversion import ImageConversionError
 from dl_perception.ros.latest_frames import Frame
+from dl_perception.ros.log_forwarding import PythonLogForwarding
 from dl_perception.ros.latest_frames import LatestFrames
 from dl_perception.ros.node_statistics import diagnostic_status
 from dl_perception.ros.node_statistics import NodeStatistics
@@ -94,6 +97,11 @@ class ClassifierNode(LifecycleNode):
                     if (reason := check_parameter(name, value))]
         if problems:
             raise ValueError('; '.join(problems))
+        self._unknown_parameters = unknown_parameters(
+            name for name in self._parameter_overrides if not self.has_parameter(name))
+        if self._unknown_parameters:
+            self.get_logger().warning(self._unknown_parameters)
+        self._log_forwarding = PythonLogForwarding(self.get_logger())
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._settings = ProcessingSettings.from_parameters(self._values)
         self._statistics = NodeStatistics()
@@ -194,6 +202,7 @@ class ClassifierNode(LifecycleNode):
     def destroy_node(self) -> None:
         """Stop the work first: the worker must not publish through destroyed publishers."""
         self.stop_work()
+        self._log_forwarding.close()
         super().destroy_node()
 
     # model ---------------------------------------------------------------------------
@@ -205,13 +214,21 @@ class ClassifierNode(LifecycleNode):
             self._database_version += 1
             self._processor.reset_smoothing(self._values['smoothing'])
 
-    def _announce_model(self) -> None:
+    def _announce_labels(self) -> None:
+        """Publish LabelInfo (latched): the class map and the threshold in force."""
         if 'label_info' not in self._outputs or self._classifier is None:
             return
+        self._outputs['label_info'].publish(vision_messages.label_info_msg(
+            Header(stamp=self.get_clock().now().to_msg()), self._classifier.labels,
+            self._values['score_threshold']))
+
+    def _announce_model(self) -> None:
+        """Publish LabelInfo and VisionInfo (latched) for the model now serving."""
+        if 'vision_info' not in self._outputs or self._classifier is None:
+            return
+        self._announce_labels()
         header = Header(stamp=self.get_clock().now().to_msg())
         classifier = self._classifier
-        self._outputs['label_info'].publish(vision_messages.label_info_msg(
-            header, classifier.labels, self._values['score_threshold']))
         self._outputs['vision_info'].publish(vision_messages.vision_info_msg(
             header, method=(classifier.metadata.architecture if classifier.metadata else
                             'onnx classifier'),
@@ -261,13 +278,17 @@ class ClassifierNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=(
                     f'the new model does not load, the previous one keeps serving: {error}'))
         smoothing_changed = proposed['smoothing'] != self._values['smoothing']
+        threshold_changed = proposed['score_threshold'] != self._values['score_threshold']
         self._values = proposed
         self._settings = ProcessingSettings.from_parameters(proposed)
         if classifier is not None:
             self._install(classifier)
             self._announce_model()
-        elif smoothing_changed:
-            self._processor.reset_smoothing(proposed['smoothing'])
+        else:
+            if smoothing_changed:
+                self._processor.reset_smoothing(proposed['smoothing'])
+            if threshold_changed:
+                self._announce_labels()
         self._wake.set()
         return SetParametersResult(successful=True)
 
@@ -401,12 +422,15 @@ class ClassifierNode(LifecycleNode):
         wanted_gpu = [PROVIDER_NAMES[n] for n in self._values['providers'] if n in GPU_PROVIDERS]
         if wanted_gpu and not set(wanted_gpu) & set(in_use):
             warnings.append('running on the CPU: no requested GPU provider started')
+        if self._unknown_parameters:
+            warnings.append(self._unknown_parameters)
         warnings += self._input_problems()
         if errors:
             return DiagnosticStatus.ERROR, '; '.join(errors + warnings)
         if warnings:
             return DiagnosticStatus.WARN, '; '.join(warnings)
-        return DiagnosticStatus.OK, 'classifying' if self._worker else 'configured, inactive'
+        state = 'classifying' if self._worker else 'configured, inactive'
+        return DiagnosticStatus.OK, f'{state} on {in_use[0]}'
 
     def _input_problems(self) -> list[str]:
         """Warnings about the inputs: no publisher, publishers of another type, no input."""
@@ -431,6 +455,7 @@ class ClassifierNode(LifecycleNode):
         values = {'model': str(self._classifier.path) if self._classifier else 'none',
                   'providers in use': ', '.join(self._classifier.providers_in_use)
                   if self._classifier else 'none',
+                  'providers asked for': provider_request(self._values['providers']),
                   'database version': str(self._database_version)}
         values.update(self._statistics.report(self._frames.dropped))
         status = diagnostic_status(self.get_fully_qualified_name(), values['model'], level,

@@ -8,13 +8,16 @@ every later change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+import difflib
 import math
+from pathlib import Path
 from typing import Any
 
 from dl_perception.inference.classifier import Classifier
-from dl_perception.inference.providers import PROVIDER_NAMES
+from dl_perception.inference.providers import AUTO
+from dl_perception.inference.providers import PROVIDER_CHOICES
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing.spec import RESIZE_POLICIES
 from dl_perception.ros.image_conversion import MAX_DECODED_PIXELS
@@ -26,6 +29,7 @@ from rclpy.validate_topic_name import validate_topic_name
 
 MODES = ('classify', 'tiles')
 RELIABILITIES = ('auto', 'reliable', 'best_effort')
+CLASS_ID_FORMATS = ('index', 'name')
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,11 @@ class Parameter:
 
 
 def _providers(values: list) -> str | None:
-    bad = [v for v in values if v not in PROVIDER_NAMES]
-    if not values or bad:
-        return f'{list(values)}: give one or more of {", ".join(PROVIDER_NAMES)}'
+    try:
+        ProviderSettings(tuple(values))
+    except ValueError:
+        return (f'{list(values)}: give [auto], or one or more of '
+                f'{", ".join(p for p in PROVIDER_CHOICES if p != AUTO)}')
     return None
 
 
@@ -112,15 +118,19 @@ PARAMETERS = (
               check=_std),
     Parameter('resize', '', 'Override: resize policy; empty = from metadata.',
               choices=('',) + RESIZE_POLICIES),
+    Parameter('crop_fraction', 0.0, 'Override: center_crop keeps this fraction of the shorter '
+              'side (e.g. 0.875 for ImageNet models); 0 = from metadata.', low=0.0, high=1.0),
     Parameter('output_kind', '', 'Override: what the network outputs; empty = metadata.',
               choices=('', 'logits', 'probabilities')),
-    Parameter('providers', ['cpu'], 'ONNX Runtime execution providers, in order of '
-              'preference.', check=_providers),
-    Parameter('allow_cpu_fallback', False, 'Run on the CPU (with a warning) when no requested '
-              'GPU provider starts, instead of failing.'),
+    Parameter('providers', [AUTO], 'ONNX Runtime execution providers, in order of preference; '
+              '[auto] = the GPU providers whose driver and libraries are present here, else '
+              'the CPU (what really runs is on /diagnostics).', check=_providers),
+    Parameter('allow_cpu_fallback', False, 'With GPU providers named explicitly: run on the CPU '
+              '(with a warning) when none of them starts, instead of failing.'),
     Parameter('device_id', 0, 'GPU index for the CUDA and TensorRT providers.', low=0, high=64),
-    Parameter('tensorrt_fp16', False, 'Let TensorRT run in half precision.'),
-    Parameter('tensorrt_cache_dir', '', 'TensorRT engine cache folder; empty = no cache.'),
+    Parameter('tensorrt_fp16', True, 'Let TensorRT run in half precision.'),
+    Parameter('tensorrt_cache_dir', '~/.cache/dl_perception/tensorrt', 'TensorRT engine '
+              'cache folder (building an engine takes minutes); empty = no cache.'),
     Parameter('threads', 0, 'ONNX Runtime intra-op threads; 0 = its default.', low=0, high=256),
     Parameter('cpu_spin_wait', False, 'Let ONNX Runtime CPU threads spin between frames: '
               'slightly lower latency, but cores kept busy while waiting for the next frame.'),
@@ -137,6 +147,9 @@ PARAMETERS = (
     Parameter('reliability', 'auto', 'Input QoS reliability; auto matches what the publishers '
               'offer.', choices=RELIABILITIES, read_only=True),
     Parameter('top_k', 5, 'Results per classification.', low=1, high=1000),
+    Parameter('class_id_format', 'index', 'What class_id holds: index (the class number as '
+              'text, mapped to names by label_info, the vision_msgs convention) or name (the '
+              'label itself).', choices=CLASS_ID_FORMATS),
     Parameter('score_threshold', 0.0, 'Drop results below this probability.', low=0.0,
               high=1.0),
     Parameter('smoothing', 0.0, 'Temporal smoothing per camera: weight of the past in an '
@@ -179,8 +192,27 @@ def check_parameter(name: str, value: Any) -> str | None:
 
 
 MODEL_PARAMETERS = ('model_path', 'labels_path', 'input_size', 'input_channels', 'mean', 'std',
-                    'resize', 'output_kind', 'providers', 'allow_cpu_fallback', 'device_id',
-                    'tensorrt_fp16', 'tensorrt_cache_dir', 'threads', 'cpu_spin_wait')
+                    'resize', 'crop_fraction', 'output_kind', 'providers', 'allow_cpu_fallback',
+                    'device_id', 'tensorrt_fp16', 'tensorrt_cache_dir', 'threads',
+                    'cpu_spin_wait')
+
+
+def unknown_parameters(names: Iterable[str]) -> str | None:
+    """
+    Describe overrides of undeclared parameters, each with the closest declared name.
+
+    ROS ignores an override of an undeclared parameter without a word, so a misspelt
+    ``-p imput_size:=224`` would silently do nothing. None when ``names`` is empty.
+    """
+    unknown = sorted(set(names))
+    if not unknown:
+        return None
+    described = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, BY_NAME, n=1, cutoff=0.6)
+        described.append(f'{name} (did you mean {close[0]}?)' if close else name)
+    return (f'ignoring parameters this node does not have: {", ".join(described)}; '
+            f'`ros2 param list` shows the declared ones')
 
 
 def preprocessing_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,6 +227,8 @@ def preprocessing_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
             overrides[name] = tuple(values[name])
     if values['resize']:
         overrides['resize'] = values['resize']
+    if values['crop_fraction']:
+        overrides['crop_fraction'] = values['crop_fraction']
     return overrides
 
 
@@ -211,7 +245,8 @@ def classifier_from_parameters(values: Mapping[str, Any]) -> Classifier:
     providers = ProviderSettings(
         tuple(values['providers']), device_id=values['device_id'],
         tensorrt_fp16=values['tensorrt_fp16'],
-        tensorrt_cache_dir=values['tensorrt_cache_dir'] or None,
+        tensorrt_cache_dir=(str(Path(values['tensorrt_cache_dir']).expanduser())
+                            if values['tensorrt_cache_dir'] else None),
         allow_cpu_fallback=values['allow_cpu_fallback'], intra_op_threads=values['threads'],
         spin_wait=values['cpu_spin_wait'])
     return Classifier(values['model_path'], labels=values['labels_path'] or None,

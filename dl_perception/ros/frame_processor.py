@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from functools import lru_cache
 import time
 from typing import Any
 
@@ -48,6 +49,7 @@ class ProcessingSettings:
     publish_overlay: bool
     max_image_pixels: int
     max_rate_hz: float
+    class_id_format: str
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> ProcessingSettings:
@@ -56,7 +58,7 @@ class ProcessingSettings:
                    values['tile_size'], values['tile_stride'], values['tile_threshold'],
                    frozenset(c for c in values['ignore_classes'] if c), values['smoothing'],
                    values['publish_overlay'], values['max_image_pixels'],
-                   values['max_rate_hz'])
+                   values['max_rate_hz'], values['class_id_format'])
 
 
 @dataclass
@@ -74,6 +76,12 @@ class _Decoded:
     header: Header
     image: np.ndarray
     order: str
+
+
+@lru_cache(maxsize=8)
+def class_ids(labels: tuple[str, ...], class_id_format: str) -> tuple[str, ...]:
+    """Return what each class's ``class_id`` says: its index as text (vision_msgs) or name."""
+    return labels if class_id_format == 'name' else tuple(str(i) for i in range(len(labels)))
 
 
 # A frame that fails on its way to the network: malformed, or too much for OpenCV.
@@ -132,18 +140,22 @@ class FrameProcessor:
     def _classify(self, classifier: Classifier, decoded: list[_Decoded],
                   probabilities: np.ndarray, settings: ProcessingSettings, want_overlay: bool,
                   results: Results) -> None:
+        ids = class_ids(classifier.labels, settings.class_id_format)
         for item, row in zip(decoded, probabilities):
             if self._smoother is not None:
                 row = self._smoother.update(item.camera, row)
-            ranked = rank(row, classifier.labels, settings.top_k, settings.score_threshold)
-            message = vision_messages.classification_msg(item.header, ranked)
-            results.classifications.append(message)
+            ranked = rank(row, ids, settings.top_k, settings.score_threshold)
+            results.classifications.append(vision_messages.classification_msg(item.header,
+                                                                              ranked))
             if want_overlay:
                 bgr = convert_channels(item.image, item.order, 'bgr')
-                results.overlays.append((item.header, draw_results(bgr, ranked)))
+                named = rank(row, classifier.labels, settings.top_k, settings.score_threshold)
+                results.overlays.append((item.header, draw_results(bgr, named)))
 
     def _detect(self, classifier: Classifier, decoded: list[_Decoded],
                 settings: ProcessingSettings, want_overlay: bool, results: Results) -> None:
+        ids = class_ids(classifier.labels, settings.class_id_format)
+        id_of = {name: ids[index] for index, name in reversed(list(enumerate(classifier.labels)))}
         for item in decoded:
             found = detect_in_tiles(classifier, item.image, item.order, settings.tile_size,
                                     settings.tile_stride,
@@ -152,7 +164,7 @@ class FrameProcessor:
             detections = [
                 vision_messages.detection_msg(
                     item.header, vision_messages.Box(x + w / 2, y + h / 2, w, h),
-                    [(d.label, d.score)], detection_id=str(index))
+                    [(id_of[d.label], d.score)], detection_id=str(index))
                 for index, d in enumerate(found) for x, y, w, h in [d.box]]
             results.detections.append(vision_messages.detection_array_msg(item.header,
                                                                           detections))

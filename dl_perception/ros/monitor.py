@@ -4,6 +4,8 @@
 Subscribes to a classifier's ``classification`` and an image source's ``ground_truth``
 (both vision_msgs/Classification carrying the image's header), pairs them by header stamp
 and frame_id, and prints accuracy, rate and latency while it runs and a summary at the end.
+Class ids are compared as label names: a classifier's numeric ``class_id`` (the vision_msgs
+convention) is mapped through the LabelInfo it publishes on ``label_info``.
 The pairing and statistics live in ``Scoreboard`` (no rclpy); the node only feeds it.
 """
 
@@ -21,11 +23,13 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from rclpy.task import Future
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification
+from vision_msgs.msg import LabelInfo
 
 FrameKey = tuple[int, str]
 MAX_PENDING = 10000
@@ -37,11 +41,21 @@ def frame_key(header: Header) -> FrameKey:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec, header.frame_id
 
 
-def top1(msg: Classification) -> str | None:
-    """Return the class_id of the highest-scoring result (the first of equals), or None."""
+def top1(msg: Classification, names: dict[str, str] | None = None) -> str | None:
+    """
+    Return the top result's class (the first of equal scores) as a label name, or None.
+
+    :param names: class_id -> label name, from LabelInfo; ids not in it are names already.
+    """
     if not msg.results:
         return None
-    return max(msg.results, key=lambda result: result.score).class_id
+    class_id = max(msg.results, key=lambda result: result.score).class_id
+    return (names or {}).get(class_id, class_id)
+
+
+def label_names(msg: LabelInfo) -> dict[str, str]:
+    """Return LabelInfo's class map as class_id text -> label name."""
+    return {str(item.class_id): item.class_name for item in msg.class_map}
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -174,6 +188,7 @@ class MonitorOptions:
 
     classification_topic: str = 'classification'
     truth_topic: str = 'ground_truth'
+    label_info_topic: str = 'label_info'
     frames: int = 0
     duration: float = 0.0
     idle_timeout: float = 10.0
@@ -186,7 +201,7 @@ class MonitorOptions:
                 raise ValueError(f'{name} must be >= 0 (0 disables it), got {getattr(self, name)}')
         if not self.print_every > 0:
             raise ValueError(f'print_every must be > 0 seconds, got {self.print_every}')
-        if not self.classification_topic or not self.truth_topic:
+        if not (self.classification_topic and self.truth_topic and self.label_info_topic):
             raise ValueError('topic names must not be empty')
 
 
@@ -201,6 +216,10 @@ class MonitorNode(Node):
         self.create_subscription(Classification, options.classification_topic,
                                  self._on_classification, qos)
         self.create_subscription(Classification, options.truth_topic, self._on_truth, qos)
+        self._names: dict[str, str] = {}
+        self.create_subscription(LabelInfo, options.label_info_topic, self._on_label_info,
+                                 QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                            durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._started = time.monotonic()
         self._last_classification: float | None = None
         self.create_timer(options.print_every, self._print_status)
@@ -208,9 +227,12 @@ class MonitorNode(Node):
         print(f'monitor: pairing {self.resolve_topic_name(options.classification_topic)} with '
               f'{self.resolve_topic_name(options.truth_topic)}', flush=True)
 
+    def _on_label_info(self, msg: LabelInfo) -> None:
+        self._names = label_names(msg)
+
     def _on_classification(self, msg: Classification) -> None:
         self._last_classification = time.monotonic()
-        self.scoreboard.add_classification(frame_key(msg.header), top1(msg),
+        self.scoreboard.add_classification(frame_key(msg.header), top1(msg, self._names),
                                            self.get_clock().now().nanoseconds)
         self._check_frames()
 
@@ -243,6 +265,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``monitor``."""
     parser.add_argument('--classification-topic', default='classification',
                         help='the classifier output (vision_msgs/Classification)')
+    parser.add_argument('--label-info-topic', default='label_info',
+                        help="the classifier's class map (vision_msgs/LabelInfo), to name its "
+                             'numeric class ids')
     parser.add_argument('--truth-topic', default='ground_truth',
                         help='the ground truth (vision_msgs/Classification), e.g. from '
                              'image_source_node')
@@ -263,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
     """Monitor until a stop condition or Ctrl-C; return 0 when frames were paired, else 1."""
     options = MonitorOptions(
         classification_topic=args.classification_topic, truth_topic=args.truth_topic,
+        label_info_topic=args.label_info_topic,
         frames=args.frames, duration=args.duration, idle_timeout=args.idle_timeout,
         print_every=args.print_every, json=args.json)
     scoreboard = Scoreboard()

@@ -3,7 +3,8 @@ Build vision_msgs messages from plain Python values.
 
 Pure functions, no node: each is testable on its own, and the nodes only call them.
 Conventions (vision_msgs 4.x): a result's header is the source image's header, so
-``message_filters`` can pair them; ``class_id`` carries the label name.
+``message_filters`` can pair them; ``class_id`` carries the class index as text (or, if the
+node is told so, the label name), which LabelInfo's class map turns into the name.
 """
 
 from __future__ import annotations
