@@ -94,7 +94,8 @@ def test_top1_takes_the_highest_score():
 def test_numeric_class_ids_are_named_through_label_info():
     label_info = LabelInfo(class_map=[VisionClass(class_id=0, class_name='coat'),
                                       VisionClass(class_id=1, class_name='bag')])
-    results = [ObjectHypothesis(class_id='0', score=0.2), ObjectHypothesis(class_id='1', score=0.8)]
+    results = [ObjectHypothesis(class_id='0', score=0.2),
+               ObjectHypothesis(class_id='1', score=0.8)]
     assert top1(Classification(results=results), label_names(label_info)) == 'bag'
     assert top1(Classification(results=results)) == '1'  # no LabelInfo yet: the id as it is
     assert top1(Classification()) is None

@@ -40,8 +40,8 @@ from dl_perception.ros.image_conversion import check_image_msg
 from dl_perception.ros.image_conversion import image_to_msg
 from dl_perception.ros.image_conversion import ImageConversionError
 from dl_perception.ros.latest_frames import Frame
-from dl_perception.ros.log_forwarding import PythonLogForwarding
 from dl_perception.ros.latest_frames import LatestFrames
+from dl_perception.ros.log_forwarding import PythonLogForwarding
 from dl_perception.ros.node_statistics import diagnostic_status
 from dl_perception.ros.node_statistics import NodeStatistics
 from dl_perception.ros.qos_matching import choose_reliability

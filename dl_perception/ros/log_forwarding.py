@@ -14,6 +14,8 @@ PACKAGE_LOGGER = 'dl_perception'
 
 
 class _RosHandler(logging.Handler):
+    """A logging handler that writes each record to a ROS logger at the matching level."""
+
     def __init__(self, ros_logger) -> None:
         super().__init__(logging.INFO)
         self._ros_logger = ros_logger
@@ -41,4 +43,3 @@ class PythonLogForwarding:
     def close(self) -> None:
         """Stop forwarding."""
         self._logger.removeHandler(self._handler)
-
