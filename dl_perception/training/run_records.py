@@ -33,7 +33,8 @@ CRASH_AT_WRITE_ENV = 'DLP_TEST_CRASH_AT_WRITE'
 JOURNAL = '.epoch-commit.json'
 PENDING_SUFFIX = '.pending'
 # Files of a run folder whose temporary siblings (.<name>.*) are leftovers after a crash.
-RUN_FILES = ('last.pt', 'best.pt', 'metrics.csv', 'summary.json', 'epoch-commit.json')
+EPOCH_FILES = ('last.pt', 'best.pt', 'metrics.csv')
+RUN_FILES = (*EPOCH_FILES, 'summary.json', JOURNAL)
 _writes_seen = 0
 
 METRIC_COLUMNS = ('epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy',
@@ -150,7 +151,7 @@ def recover_run_folder(folder: Path) -> list[str]:
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f'{journal} is unreadable ({error}); the run folder is damaged '
                              f'and cannot be resumed safely') from None
-        if not isinstance(names, list) or not all(n in RUN_FILES for n in names):
+        if not isinstance(names, list) or not all(n in EPOCH_FILES for n in names):
             raise ValueError(f'{journal} names unexpected files {names!r}; the run folder is '
                              f'damaged and cannot be resumed safely')
         _apply_journal(folder, names)
