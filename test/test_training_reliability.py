@@ -58,7 +58,7 @@ def main_exit(argv: list[str]) -> int:
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """A 1-epoch and a 2-epoch run of the same config (epoch 1 is the same in both)."""
+    """Train a 1-epoch and a 2-epoch run of one config (epoch 1 is the same in both)."""
     root = tmp_path_factory.mktemp('runs')
     folders = {}
     for epochs in (1, 2):

@@ -16,13 +16,11 @@ import logging
 import math
 from pathlib import Path
 
-import numpy as np
-
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.training import plots
 from dl_perception.training.checkpoint import capture_rng_state
-from dl_perception.training.checkpoint import CHECKPOINT_FORMAT
 from dl_perception.training.checkpoint import checkpoint_bytes
+from dl_perception.training.checkpoint import CHECKPOINT_FORMAT
 from dl_perception.training.checkpoint import load_checkpoint
 from dl_perception.training.checkpoint import reading_checkpoint
 from dl_perception.training.checkpoint import restore_rng_state
@@ -53,6 +51,7 @@ from dl_perception.training.run_records import write_text_atomic
 from dl_perception.training.schedules import LearningRateSchedule
 from dl_perception.training.step import Diverged
 from dl_perception.training.step import StepRunner
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -97,7 +96,7 @@ def dead_model_reason(history: list[dict], reference_loss: float | None, chance:
 
 
 def _best_epoch_of(state: dict) -> int | None:
-    """The epoch best.pt must hold (runs written before best_epoch existed: from history)."""
+    """Return the epoch best.pt must hold (from history for runs older than best_epoch)."""
     if state.get('best_epoch') is not None:
         return state['best_epoch']
     best = state['best_val_accuracy']
@@ -133,7 +132,7 @@ def check_best_checkpoint(run_dir: Path, last: dict) -> None:
         logger.warning('%s %s but the best epoch is %d, the last one: rebuilt it from last.pt',
                        path, problem, best_epoch)
         return
-    raise ValueError(f'{path} {problem}, but the run\'s best is epoch {best_epoch} of '
+    raise ValueError(f'{path} {problem}, but the best of the run is epoch {best_epoch} of '
                      f'{last["epoch"]}: the folder was left half-written and those weights are '
                      f'lost; start the run again')
 
