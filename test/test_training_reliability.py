@@ -75,7 +75,9 @@ def test_kill_9_at_every_write_resumes_identically_or_refuses(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     report = json.loads(result.stdout.splitlines()[-1])
     print(f'kill loop: {report["kills"]} kills, {report["resumed"]} resumed, '
-          f'{report["identical"]} identical, {report["refused"]} refused')
+          f'{report["identical"]} identical, {report["refused"]} refused; resume completed '
+          f'{report["completed_commits"]} cut-short commits and discarded '
+          f'{report["discarded_writes"]} uncommitted writes')
     # two epochs of (last.pt, best.pt, metrics.csv, journal, 3 renames, commit) + summary.json
     assert report['kills'] >= 16
     for trial in report['trials']:
@@ -86,6 +88,8 @@ def test_kill_9_at_every_write_resumes_identically_or_refuses(tmp_path):
             assert trial['resume_status'] == 0 and trial['identical'], trial
     assert report['resumed'] == report['identical'] >= report['kills'] - 4
     assert report['resumed'] + report['refused'] == report['kills']
+    # both halves of recovery ran: finishing committed epochs, discarding uncommitted writes
+    assert report['completed_commits'] >= 2 and report['discarded_writes'] >= 2
 
 
 def test_resume_repairs_what_a_kill_between_last_and_best_left(runs, tmp_path):

@@ -59,15 +59,12 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def _new_run_folder(config_output_dir: str, name: str) -> Path:
-    """Where a new run goes; refuses a file in the way or a folder that holds a run already."""
+    """Where a new run goes; refuses a file standing where a folder must be."""
     output = Path(config_output_dir)
     run_dir = output / name
     for path in (output, run_dir):
         if path.exists() and not path.is_dir():
             raise ValueError(f'{path} is not a folder; choose another output_dir or run_name')
-    if (run_dir / 'last.pt').exists():
-        raise ValueError(f'{run_dir} holds a run already: continue it with --resume {run_dir} '
-                         f'or choose another run_name')
     return run_dir
 
 

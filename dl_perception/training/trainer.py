@@ -234,8 +234,8 @@ class Trainer:
             csv_path = run_dir / 'metrics.csv'
             if not csv_path.is_file() or csv_path.read_text() != metrics:
                 write_text_atomic(csv_path, metrics)
+        trainer = cls(config, run_dir, checkpoint, context)
         with reading_checkpoint(path):
-            trainer = cls(config, run_dir, checkpoint, context)
             trainer._restore(checkpoint)
         return trainer
 

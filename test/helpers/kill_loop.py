@@ -90,8 +90,11 @@ def main(work: Path) -> dict:
         resume_log = work / f'{name}.resume.txt'
         resumed = child(['train', '--resume', str(work / name)], resume_log)
         leftovers = sorted(p.name for p in (work / name).iterdir() if p.name.startswith('.'))
+        text = resume_log.read_text()
         trials.append({'point': point, 'resume_status': resumed, 'leftovers': leftovers,
-                       'resume_log': resume_log.read_text()[-600:]})
+                       'completed_commit': 'completed the interrupted commit' in text,
+                       'discarded_files': 'unfinished file(s) of an uncommitted write' in text,
+                       'resume_log': text[-600:]})
     expected = outcome(work / 'reference')
     for trial in trials:
         if trial['resume_status'] == 0:
@@ -99,7 +102,9 @@ def main(work: Path) -> dict:
     return {'write_points': kills, 'kills': kills, 'trials': trials,
             'resumed': sum(t['resume_status'] == 0 for t in trials),
             'identical': sum(bool(t.get('identical')) for t in trials),
-            'refused': sum(t['resume_status'] == 2 for t in trials)}
+            'refused': sum(t['resume_status'] == 2 for t in trials),
+            'completed_commits': sum(t['completed_commit'] for t in trials),
+            'discarded_writes': sum(t['discarded_files'] for t in trials)}
 
 
 if __name__ == '__main__':
