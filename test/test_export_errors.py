@@ -112,7 +112,6 @@ def test_an_exported_file_gets_the_mode_the_umask_gives(tiny_checkpoint, tmp_pat
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
 
 
-@pytest.mark.slow
 def test_int8_export_writes_both_files_with_the_usual_mode(tiny_checkpoint, tmp_path):
     from dl_perception.export.quantize import export_int8
     from dl_perception.export.quantize import QuantizationOptions
