@@ -40,7 +40,8 @@ EXIT_STATUS_HELP = ('exit status: 0 trained; 2 bad config, data or checkpoint (a
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``train``; the epilog lists every config key."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (textwrap.fill(EXIT_STATUS_HELP, 79) + '\n\nconfig keys (set in the YAML file or with --set):\n'
+    parser.epilog = (textwrap.fill(EXIT_STATUS_HELP, 79)
+                     + '\n\nconfig keys (set in the YAML file or with --set):\n'
                      + '\n'.join(describe_options()))
     parser.add_argument('--config', help='YAML config file (e.g. config/train/lenet.yaml)')
     parser.add_argument('--set', dest='overrides', action='append', default=[],
