@@ -167,6 +167,13 @@ def recover_run_folder(folder: Path) -> list[str]:
     return done
 
 
+def discard_commit_leftovers(folder: Path) -> None:
+    """Remove a journal and temporary files a killed earlier run left (a fresh run starts)."""
+    (folder / JOURNAL).unlink(missing_ok=True)
+    for path in {path for name in RUN_FILES for path in folder.glob(f'.{name}.*')}:
+        path.unlink()
+
+
 def metrics_csv_text(history: list[dict]) -> str:
     """One row per finished epoch, in METRIC_COLUMNS order, as CSV text."""
     buffer = io.StringIO()

@@ -42,6 +42,7 @@ from dl_perception.training.model_setup import set_training_mode
 from dl_perception.training.optimizers import create_optimizer
 from dl_perception.training.regularization import EarlyStopping
 from dl_perception.training.run_records import commit_files
+from dl_perception.training.run_records import discard_commit_leftovers
 from dl_perception.training.run_records import metrics_csv_text
 from dl_perception.training.run_records import recover_run_folder
 from dl_perception.training.run_records import RunState
@@ -296,6 +297,8 @@ class Trainer:
     def fit(self) -> dict:
         """Train the remaining epochs, then test the best weights; returns the summary."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main and self.state.epoch == 0:
+            discard_commit_leftovers(self.run_dir)  # of an earlier run killed in this folder
         writer = SummaryWriter(str(self.run_dir / 'tensorboard')) if self.is_main else None
         for epoch in range(self.state.epoch, self.config.epochs):
             if self.state.stopped_early:
