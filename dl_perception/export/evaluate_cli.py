@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dl_perception.export.onnx_export import check_output_file
+from dl_perception.export.onnx_export import describe_unloadable_onnx
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.providers import ProviderError
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.training.checkpoint import load_checkpoint
+from dl_perception.training.checkpoint import reading_checkpoint
 from dl_perception.training.data import load_split
 from dl_perception.training.data import PreparedImages
 from dl_perception.training.evaluation import BatchNormalizer
@@ -91,8 +94,9 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> tuple[Evaluation, list[str
     dataset = load_split(args.dataset or checkpoint['dataset']['name'],
                          args.root or checkpoint['dataset']['root'], args.split, spec, classes,
                          config['seed'], config['data']['val_fraction'])
-    model = build_from_spec(checkpoint['model_spec'])
-    model.load_state_dict(checkpoint['model'])
+    with reading_checkpoint(args.model):
+        model = build_from_spec(checkpoint['model_spec'])
+        model.load_state_dict(checkpoint['model'])
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers)
     result = evaluate(model, loader, BatchNormalizer(spec), len(classes), torch.device('cpu'))
     return result, classes, checkpoint['model_spec']['name']
@@ -103,7 +107,13 @@ def _evaluate_onnx_file(args: argparse.Namespace) -> tuple[Evaluation, list[str]
         raise ValueError('an ONNX file does not record the validation split its training '
                          'held out; evaluate it on test (or evaluate the checkpoint on val)')
     providers = ProviderSettings(tuple(p.strip() for p in args.providers.split(',')))
-    classifier = Classifier(args.model, providers=providers)
+    try:
+        classifier = Classifier(args.model, providers=providers)
+    except ValueError:
+        reason = describe_unloadable_onnx(args.model)
+        if reason is None:
+            raise
+        raise ValueError(f'{args.model} {reason}') from None
     metadata = classifier.metadata
     name = args.dataset or (metadata.dataset if metadata else None)
     root = args.root or DATASET_ROOTS.get(name)
@@ -116,8 +126,23 @@ def _evaluate_onnx_file(args: argparse.Namespace) -> tuple[Evaluation, list[str]
     return result, list(classifier.labels), metadata.architecture if metadata else 'onnx'
 
 
+def _output_folder(args: argparse.Namespace) -> Path:
+    """Check the counts and where the results go, before any work; returns the folder."""
+    if args.batch_size < 1:
+        raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.workers < 0:
+        raise ValueError(f'--workers must be >= 0, got {args.workers}')
+    output = args.output or args.model.parent / f'evaluation-{args.model.stem}-{args.split}'
+    if output.exists() and not output.is_dir():
+        raise ValueError(f'--output {output} is not a folder')
+    for name in ('evaluation.json', 'confusion_matrix.png'):
+        check_output_file(output / name)
+    return output
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the report, write JSON and the confusion-matrix PNG."""
+    output = _output_folder(args)
     if args.model.suffix == '.onnx':
         try:
             result, classes, name = _evaluate_onnx_file(args)
@@ -127,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         result, classes, name = _evaluate_checkpoint(args)
     print(report(result, classes))
-    output = args.output or args.model.parent / f'evaluation-{args.model.stem}-{args.split}'
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f'cannot create --output {output}: {error.strerror}') from None
     write_json({'model': str(args.model), 'split': args.split, 'images': result.count,
                 'top1': result.top1, 'top5': result.top5, 'loss': result.loss,
                 'per_class_accuracy': dict(zip(classes, result.per_class_accuracy.tolist())),

@@ -5,6 +5,10 @@ The file gets a dynamic batch axis, opset 18 or newer, the ``dlp.*`` metadata th
 (labels, preprocessing, architecture, dataset, metrics, source checksum), and passes
 ``onnx.checker``. Then ONNX Runtime and PyTorch classify the same real validation images; if
 their outputs differ by more than the tolerance the file is removed and export fails.
+
+Outputs are written to a temporary file that is renamed into place with the mode the umask
+gives (0644 usually); an existing output that is not a regular file (a folder, a device, a
+symbolic link) is never replaced.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import logging
 import os
 from pathlib import Path
+import stat
 import tempfile
 
 from dl_perception.inference.classifier import open_session
@@ -23,9 +28,11 @@ from dl_perception.inference.model_metadata import ModelMetadata
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.training.checkpoint import load_checkpoint
+from dl_perception.training.checkpoint import reading_checkpoint
 from dl_perception.training.data import load_split
 from dl_perception.training.evaluation import BatchNormalizer
 from dl_perception.training.model_setup import build_from_spec
+from google.protobuf.message import DecodeError
 import numpy as np
 import onnx
 import torch
@@ -35,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 MIN_OPSET = 18
 INPUT_NAME = 'input'
+# Operator domains ONNX Runtime implements; any other domain is a custom operator library.
+BUILTIN_DOMAINS = ('', 'ai.onnx', 'ai.onnx.ml', 'ai.onnx.preview.training', 'com.microsoft')
 
 
 class ParityError(RuntimeError):
@@ -77,6 +86,80 @@ class ExportReport:
     metadata: ModelMetadata
 
 
+def check_output_file(path: Path) -> None:
+    """
+    Refuse an output path that cannot or must not be written as a regular file.
+
+    :raises ValueError: a file stands where a parent folder must be, or ``path`` exists and is
+        not a regular file (a folder, a device, a pipe, a symbolic link).
+    """
+    path = Path(path)
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f'cannot write {path}: {folder} is not a folder')
+            break
+        if folder.is_symlink():
+            raise ValueError(f'cannot write {path}: {folder} is a dangling symbolic link')
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = ('a folder' if stat.S_ISDIR(mode) else 'a symbolic link' if stat.S_ISLNK(mode)
+                else 'a device, pipe or socket')
+        raise ValueError(f'{path} exists and is not a regular file ({kind}); refusing to replace '
+                         f'it: choose another output path')
+
+
+def make_parent_folder(path: Path) -> None:
+    """
+    Create the folder an output goes to.
+
+    :raises ValueError: it cannot be created (a file in the way, no permission).
+    """
+    check_output_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f'cannot create the folder for {path}: {error.strerror}') from None
+
+
+def publish(temporary: Path, target: Path) -> None:
+    """Give a finished temporary file the umask's mode (0644 usually) and rename it to target."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(temporary, 0o666 & ~mask)
+    check_output_file(target)
+    os.replace(temporary, target)
+
+
+def describe_unloadable_onnx(path: Path) -> str | None:
+    """
+    Say why an ONNX file that parses cannot be run: custom operators or missing external data.
+
+    :returns: the reason as a phrase that follows the path, or None when neither applies.
+    """
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError):
+        return None
+    custom = sorted({f'{node.domain}.{node.op_type}' for node in model.graph.node
+                     if node.domain not in BUILTIN_DOMAINS})
+    if custom:
+        return (f'uses custom operators that ONNX Runtime does not provide: '
+                f'{", ".join(custom)}; register the library that implements them, or export '
+                f'the model without them')
+    missing = sorted({entry.value for tensor in model.graph.initializer
+                      if tensor.data_location == onnx.TensorProto.EXTERNAL
+                      for entry in tensor.external_data
+                      if entry.key == 'location' and not (path.parent / entry.value).is_file()})
+    if missing:
+        return (f'keeps its weights in external data that is missing: {", ".join(missing)} '
+                f'(expected in {path.parent}); copy the data file(s) beside the model')
+    return None
+
+
 def sha256_of(path: Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -96,9 +179,10 @@ def _metrics(checkpoint: dict, path: Path) -> dict:
     return metrics
 
 
-def _network(checkpoint: dict, options: ExportOptions) -> nn.Module:
-    model = build_from_spec(checkpoint['model_spec'])
-    model.load_state_dict(checkpoint['model'])
+def _network(checkpoint: dict, options: ExportOptions, path: Path) -> nn.Module:
+    with reading_checkpoint(path):
+        model = build_from_spec(checkpoint['model_spec'])
+        model.load_state_dict(checkpoint['model'])
     network = nn.Sequential(model, nn.Softmax(dim=1)) if options.probabilities else model
     network.eval()
     return network.half() if options.fp16 else network
@@ -152,8 +236,11 @@ def export_checkpoint(checkpoint_path: str | Path, options: ExportOptions) -> Ex
     Export, describe, check and verify; the output file exists only if everything passed.
 
     :raises ParityError: ONNX Runtime and PyTorch disagree beyond ``options.tolerance``.
+    :raises ValueError: the checkpoint is unusable, or the output cannot be written (see
+        ``check_output_file``).
     """
     checkpoint_path = Path(checkpoint_path)
+    check_output_file(options.output)
     checkpoint = load_checkpoint(checkpoint_path)
     spec = PreprocessingSpec.from_json(checkpoint['preprocessing'])
     if options.input_size is not None:
@@ -163,8 +250,8 @@ def export_checkpoint(checkpoint_path: str | Path, options: ExportOptions) -> Ex
         output='probabilities' if options.probabilities else 'logits',
         architecture=checkpoint['model_spec']['name'], dataset=checkpoint['dataset']['name'],
         metrics=_metrics(checkpoint, checkpoint_path), source_sha256=sha256_of(checkpoint_path))
-    network = _network(checkpoint, options)
-    options.output.parent.mkdir(parents=True, exist_ok=True)
+    network = _network(checkpoint, options, checkpoint_path)
+    make_parent_folder(options.output)
     handle, temporary = tempfile.mkstemp(prefix=f'.{options.output.name}.',
                                          dir=options.output.parent)
     os.close(handle)
@@ -177,7 +264,7 @@ def export_checkpoint(checkpoint_path: str | Path, options: ExportOptions) -> Ex
             raise ParityError(f'ONNX Runtime and PyTorch differ by {difference:.3g} (tolerance '
                               f'{options.tolerance:.3g}) on {images} validation images; top-1 '
                               f'agreement {agreement:.4f}; nothing was written')
-        os.replace(target, options.output)
+        publish(target, options.output)
     finally:
         target.unlink(missing_ok=True)
     return ExportReport(options.output, images, difference, agreement, providers, metadata)

@@ -45,15 +45,17 @@ from dataclasses import dataclass
 from dataclasses import replace
 import json
 import math
-import os
 from pathlib import Path
 import tempfile
 
 from dl_perception.export.evaluate_cli import DATASET_ROOTS
 from dl_perception.export.evaluate_cli import evaluate_onnx
+from dl_perception.export.onnx_export import check_output_file
 from dl_perception.export.onnx_export import export_checkpoint
 from dl_perception.export.onnx_export import ExportOptions
 from dl_perception.export.onnx_export import ExportReport
+from dl_perception.export.onnx_export import make_parent_folder
+from dl_perception.export.onnx_export import publish
 from dl_perception.export.onnx_export import sha256_of
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.model_metadata import PREFIX
@@ -241,7 +243,7 @@ def quantize_onnx(fp32_path: str | Path, output_path: str | Path,
     positions = np.sort(np.random.default_rng(options.seed).choice(
         len(calibration), size=count, replace=False))
     split, evaluation = _evaluation_split(name, root, reference, options)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent_folder(output_path)
     with tempfile.TemporaryDirectory(prefix=f'.{output_path.name}.',
                                      dir=output_path.parent) as work:
         draft = Path(work) / output_path.name
@@ -259,7 +261,7 @@ def quantize_onnx(fp32_path: str | Path, output_path: str | Path,
                 f'points), but the drop may be at most {options.max_accuracy_drop} points; '
                 f'nothing was written')
         _describe(draft, report, options)
-        os.replace(draft, output_path)
+        publish(draft, output_path)
     return report
 
 
@@ -286,10 +288,11 @@ def export_int8(checkpoint_path: str | Path, export: ExportOptions,
                       or checkpoint['dataset']['root'], seed=checkpoint['config']['seed'],
                       val_fraction=checkpoint['config']['data']['val_fraction'])
     fp32_path = fp32_companion(export.output)
-    fp32_path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(export.output)
+    make_parent_folder(fp32_path)
     with tempfile.TemporaryDirectory(prefix=f'.{fp32_path.name}.', dir=fp32_path.parent) as work:
         staged = Path(work) / fp32_path.name
         exported = export_checkpoint(checkpoint_path, replace(export, output=staged))
         quantized = quantize_onnx(staged, export.output, options)
-        os.replace(staged, fp32_path)
+        publish(staged, fp32_path)
     return replace(exported, path=fp32_path), replace(quantized, fp32_path=fp32_path)

@@ -3,7 +3,7 @@ The training configuration: frozen dataclasses, validated before any work starts
 
 YAML files and ``--set key=value`` overrides are turned into these classes by ``parse_config``;
 every field carries its help text, which ``dl-perception train --help`` prints. A bad key or
-value fails here, naming the key and what is allowed.
+value (a non-finite number included) fails here, naming the key and what is allowed.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import fields
+import math
 import typing
 from typing import Any
 
@@ -248,9 +249,14 @@ def _convert(path: str, hint: Any, value: Any) -> Any:
     if base is float and isinstance(value, str):
         value = _float_or_text(value)  # YAML 1.1 reads 1e-5 (no dot) as text
     if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f'{path} = {value} is not a finite number')
         return float(value)
     if base in (list, dict) and isinstance(value, tuple):
         value = list(value)
+    if base is list and isinstance(value, list) and any(
+            isinstance(item, float) and not math.isfinite(item) for item in value):
+        raise ValueError(f'{path} = {value} holds a number that is not finite')
     if not isinstance(value, base) or (base is int and isinstance(value, bool)):
         raise ValueError(f'{path} must be {_describe_type(hint)}, got {value!r}')
     return value

@@ -1,4 +1,10 @@
-"""``dl-perception train``: train a network from a YAML config, or resume a stopped run."""
+"""
+``dl-perception train``: train a network from a YAML config, or resume a stopped run.
+
+Exit status: 0 trained; 2 bad config, data or checkpoint (nothing was created for a new run);
+3 training kept diverging; 4 training finished but the model is dead (final validation
+accuracy at chance, or a loss that never fell); 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from datetime import datetime
 import logging
 from pathlib import Path
 import signal
+import textwrap
 
 from dl_perception.training.config import config_to_dict
 from dl_perception.training.config import describe_options
@@ -21,14 +28,21 @@ import yaml
 logger = logging.getLogger(__name__)
 
 EXIT_DIVERGED = 3
+EXIT_DEAD_MODEL = 4
 EXIT_INTERRUPTED = 130
+EXIT_STATUS_HELP = ('exit status: 0 trained; 2 bad config, data or checkpoint (a new run creates '
+                    'no folder then); 3 training kept diverging; 4 training finished but the '
+                    'model is dead (final validation accuracy at chance, or a training loss '
+                    'that never fell below its start: see summary.json dead_model); '
+                    '130 interrupted (resume with --resume RUN_DIR)')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``train``; the epilog lists every config key."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = 'config keys (set in the YAML file or with --set):\n' + '\n'.join(
-        describe_options())
+    parser.epilog = (textwrap.fill(EXIT_STATUS_HELP, 79)
+                     + '\n\nconfig keys (set in the YAML file or with --set):\n'
+                     + '\n'.join(describe_options()))
     parser.add_argument('--config', help='YAML config file (e.g. config/train/lenet.yaml)')
     parser.add_argument('--set', dest='overrides', action='append', default=[],
                         metavar='KEY=VALUE', help='override a config key, e.g. optimizer.lr=0.01'
@@ -46,8 +60,18 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _new_run_folder(config_output_dir: str, name: str) -> Path:
+    """Where a new run goes; refuses a file standing where a folder must be."""
+    output = Path(config_output_dir)
+    run_dir = output / name
+    for path in (output, run_dir):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f'{path} is not a folder; choose another output_dir or run_name')
+    return run_dir
+
+
 def run(args: argparse.Namespace) -> int:
-    """Train; exit 0 on success, 3 when training kept diverging, 130 when interrupted."""
+    """Train; exit 0 on success, 3 diverged, 4 dead model, 130 interrupted."""
     overrides = list(args.overrides)
     if args.pretrained:
         overrides.append(f'model.pretrained={args.pretrained}')
@@ -63,12 +87,15 @@ def run(args: argparse.Namespace) -> int:
             config = load_config(args.config, overrides)
             stamp = datetime.now().strftime('%Y%m%d-%H%M%S')
             name = context.broadcast(config.run_name or f'{config.model.name}-{stamp}')
-            run_dir = Path(config.output_dir) / name
+            target = _new_run_folder(config.output_dir, name)
+            # Everything that can fail on the config (data, model, weights) fails here,
+            # before the run folder exists.
+            trainer = Trainer(config, target, context=context)
+            run_dir = target
             if context.is_main:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 (run_dir / 'config.yaml').write_text(yaml.safe_dump(
                     config_to_dict(config), sort_keys=False))
-            trainer = Trainer(config, run_dir, context=context)
         logger.info('run folder: %s', run_dir)
         summary = trainer.fit()
     except DivergenceError as error:
@@ -88,4 +115,8 @@ def run(args: argparse.Namespace) -> int:
         print(f'{summary["model"]}: {split} accuracy {summary[f"{split}_accuracy"]:.4f} '
               f'(top-5 {summary[f"{split}_top5"]:.4f}) after {summary["epochs_run"]} epochs, '
               f'{summary["train_seconds"]:.0f} s of training; results in {summary["run_dir"]}')
+        if summary.get('dead_model'):
+            logger.warning('exit status %d: the run finished with a dead model (see '
+                           'dead_model in %s/summary.json)', EXIT_DEAD_MODEL, summary['run_dir'])
+            return EXIT_DEAD_MODEL
     return 0

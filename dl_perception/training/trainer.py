@@ -2,9 +2,11 @@
 The training loop: epochs of optimizer steps, validation, checkpoints and recovery.
 
 ``Trainer(config, run_dir).fit()`` trains and writes into ``run_dir``: ``last.pt`` (every
-epoch, atomically), ``best.pt`` (best validation accuracy), ``metrics.csv``, TensorBoard
-events, ``summary.json`` and PNG plots. ``Trainer.resume(run_dir)`` continues a stopped run
-exactly where its last checkpoint left it.
+epoch), ``best.pt`` (best validation accuracy) and ``metrics.csv``, committed together as one
+unit per epoch (see ``run_records``), TensorBoard events, ``summary.json`` and PNG plots.
+``Trainer.resume(run_dir)`` first repairs what a crash may have left, then continues a stopped
+run exactly where its last checkpoint left it. A run that ends at chance accuracy, or whose
+loss never fell, is reported in ``summary.json`` as ``dead_model`` (with the reason).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from pathlib import Path
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.training import plots
 from dl_perception.training.checkpoint import capture_rng_state
+from dl_perception.training.checkpoint import checkpoint_bytes
 from dl_perception.training.checkpoint import CHECKPOINT_FORMAT
 from dl_perception.training.checkpoint import load_checkpoint
+from dl_perception.training.checkpoint import reading_checkpoint
 from dl_perception.training.checkpoint import restore_rng_state
-from dl_perception.training.checkpoint import save_atomic
 from dl_perception.training.config import config_to_dict
 from dl_perception.training.config import parse_config
 from dl_perception.training.config import TrainConfig
@@ -38,12 +41,18 @@ from dl_perception.training.model_setup import model_spec_for
 from dl_perception.training.model_setup import set_training_mode
 from dl_perception.training.optimizers import create_optimizer
 from dl_perception.training.regularization import EarlyStopping
+from dl_perception.training.run_records import commit_files
+from dl_perception.training.run_records import discard_commit_leftovers
+from dl_perception.training.run_records import metrics_csv_text
+from dl_perception.training.run_records import recover_run_folder
 from dl_perception.training.run_records import RunState
+from dl_perception.training.run_records import write_bytes_atomic
 from dl_perception.training.run_records import write_json
-from dl_perception.training.run_records import write_metrics_csv
+from dl_perception.training.run_records import write_text_atomic
 from dl_perception.training.schedules import LearningRateSchedule
 from dl_perception.training.step import Diverged
 from dl_perception.training.step import StepRunner
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -58,6 +67,75 @@ logger = logging.getLogger(__name__)
 
 class DivergenceError(RuntimeError):
     """Training kept diverging after every allowed rollback."""
+
+
+def dead_model_reason(history: list[dict], reference_loss: float | None, chance: float,
+                      val_count: int) -> str | None:
+    """
+    Say why a finished run's model is dead, or return None when it learned something.
+
+    Dead: the final validation accuracy is within two standard errors of chance (the share
+    of the most common validation class), or the training loss never fell below its first
+    value.
+
+    :param history: the per-epoch records of the run (``train_loss``, ``val_accuracy``).
+    :param reference_loss: the first finite training loss of the run.
+    :param chance: accuracy of always answering the most common validation class.
+    :param val_count: number of validation images.
+    """
+    final = history[-1]['val_accuracy']
+    margin = 2 * math.sqrt(chance * (1 - chance) / max(val_count, 1))
+    if final <= chance + margin:
+        return (f'the final validation accuracy {final:.4f} is at chance level (always '
+                f'answering the most common class scores {chance:.4f}): the model learned '
+                f'nothing; try a smaller optimizer.lr (dl-perception lr-find suggests one)')
+    lowest = min(row['train_loss'] for row in history)
+    if reference_loss is not None and lowest >= reference_loss:
+        return (f'the training loss never fell below its start ({reference_loss:.4g}; lowest '
+                f'epoch mean {lowest:.4g}): the model learned nothing')
+    return None
+
+
+def _best_epoch_of(state: dict) -> int | None:
+    """Return the epoch best.pt must hold (from history for runs older than best_epoch)."""
+    if state.get('best_epoch') is not None:
+        return state['best_epoch']
+    best = state['best_val_accuracy']
+    return next((row['epoch'] for row in state['history'] if row['val_accuracy'] == best),
+                None)
+
+
+def check_best_checkpoint(run_dir: Path, last: dict) -> None:
+    """
+    Make sure ``best.pt`` holds the run's best epoch; repair it when that is the last epoch.
+
+    A run folder left half-written (by a crash under an older version) may lack best.pt or
+    hold a stale one. When the best epoch is the last one, last.pt holds the very same
+    checkpoint and is copied; otherwise the best weights are lost and resuming is refused.
+
+    :raises ValueError: best.pt does not hold the best epoch and cannot be rebuilt.
+    """
+    best_epoch = _best_epoch_of(last['state'])
+    if best_epoch is None:
+        return
+    path = run_dir / 'best.pt'
+    held, problem = None, 'is missing'
+    if path.is_file():
+        try:
+            held = load_checkpoint(path)['epoch']
+            problem = f'holds epoch {held}'
+        except ValueError as error:
+            problem = f'is unusable ({error})'
+    if held == best_epoch:
+        return
+    if best_epoch == last['epoch']:
+        write_bytes_atomic(path, (run_dir / 'last.pt').read_bytes())
+        logger.warning('%s %s but the best epoch is %d, the last one: rebuilt it from last.pt',
+                       path, problem, best_epoch)
+        return
+    raise ValueError(f'{path} {problem}, but the best of the run is epoch {best_epoch} of '
+                     f'{last["epoch"]}: the folder was left half-written and those weights are '
+                     f'lost; start the run again')
 
 
 def pick_device(name: str) -> torch.device:
@@ -117,22 +195,50 @@ class Trainer:
             mode='max') if patience else None)
         self.state = RunState()
         self.steps = StepRunner(self, network, trainable, dtype)
-        if checkpoint is not None:
-            self._restore(checkpoint)
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] = (),
                context: DistributedContext = DistributedContext()) -> Trainer:
-        """Continue the run in ``run_dir`` from its last.pt; only ``epochs`` may change."""
-        checkpoint = load_checkpoint(Path(run_dir) / 'last.pt')
-        stored = parse_config(checkpoint['config'])
+        """
+        Continue the run in ``run_dir`` from its last.pt; only ``epochs`` may change.
+
+        First finishes or discards an epoch commit a crash cut short, removes temporary
+        files, checks best.pt and rewrites metrics.csv from the checkpoint.
+
+        :raises FileNotFoundError: ``run_dir`` does not exist.
+        :raises ValueError: no epoch finished, a checkpoint is damaged, best.pt cannot be
+            trusted, or the overrides change more than ``epochs``.
+        """
+        run_dir = Path(run_dir)
+        path = run_dir / 'last.pt'
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f'run folder not found: {run_dir}')
+        if context.is_main:
+            for action in recover_run_folder(run_dir):
+                logger.warning('%s: %s', run_dir, action)
+        context.barrier()
+        if not path.is_file():
+            raise ValueError(f'{run_dir} has no finished epoch to resume (no last.pt): start '
+                             f'the run again')
+        checkpoint = load_checkpoint(path)
+        with reading_checkpoint(path):
+            stored = parse_config(checkpoint['config'])
         config = parse_config(checkpoint['config'], overrides)
         changed = [k for k, v in config_to_dict(config).items()
                    if v != config_to_dict(stored)[k] and k not in ('epochs', 'progress')]
         if changed:
             raise ValueError(f'a resumed run keeps its config; only epochs and progress may '
                              f'change, not {", ".join(changed)}')
-        return cls(config, run_dir, checkpoint, context)
+        if context.is_main:
+            check_best_checkpoint(run_dir, checkpoint)
+            metrics = metrics_csv_text(checkpoint['state']['history'])
+            csv_path = run_dir / 'metrics.csv'
+            if not csv_path.is_file() or csv_path.read_text() != metrics:
+                write_text_atomic(csv_path, metrics)
+        trainer = cls(config, run_dir, checkpoint, context)
+        with reading_checkpoint(path):
+            trainer._restore(checkpoint)
+        return trainer
 
     def _build_schedule(self) -> LearningRateSchedule:
         sched, world = self.config.schedule, self.context.world_size
@@ -191,8 +297,12 @@ class Trainer:
     def fit(self) -> dict:
         """Train the remaining epochs, then test the best weights; returns the summary."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main and self.state.epoch == 0:
+            discard_commit_leftovers(self.run_dir)  # of an earlier run killed in this folder
         writer = SummaryWriter(str(self.run_dir / 'tensorboard')) if self.is_main else None
         for epoch in range(self.state.epoch, self.config.epochs):
+            if self.state.stopped_early:
+                break
             self.context.barrier()
             train_stats = self._train_epoch_with_recovery(epoch)
             stop = self._end_epoch(epoch, train_stats, writer)
@@ -252,12 +362,14 @@ class Trainer:
         record = {'epoch': epoch + 1, **train_stats, 'val_loss': val.loss,
                   'val_accuracy': val.top1, 'val_top5': val.top5, 'lr': self.schedule.lr}
         self.state.history.append(record)
-        stop, improved = self._judge(val.top1)
-        checkpoint = self._checkpoint()
-        save_atomic(checkpoint, self.run_dir / 'last.pt')
+        stop, improved = self._judge(epoch + 1, val.top1)
+        self.state.stopped_early = stop
+        checkpoint = checkpoint_bytes(self._checkpoint())
+        outputs = {'last.pt': checkpoint,
+                   'metrics.csv': metrics_csv_text(self.state.history).encode()}
         if improved:
-            save_atomic(checkpoint, self.run_dir / 'best.pt')
-        write_metrics_csv(self.state.history, self.run_dir / 'metrics.csv')
+            outputs['best.pt'] = checkpoint
+        commit_files(self.run_dir, outputs)
         for name, value in record.items():
             if name != 'epoch':
                 writer.add_scalar(name, value, epoch + 1)
@@ -267,7 +379,7 @@ class Trainer:
                     record['lr'], record['images_per_s'], record['epoch_seconds'])
         return stop
 
-    def _judge(self, val_accuracy: float) -> tuple[bool, bool]:
+    def _judge(self, epoch: int, val_accuracy: float) -> tuple[bool, bool]:
         """
         Whether to stop, and whether these weights are the new best.
 
@@ -283,6 +395,7 @@ class Trainer:
             improved = self.early_stopping.best_epoch != before
         if improved:
             self.state.best_val_accuracy = val_accuracy
+            self.state.best_epoch = epoch
         return stop, improved
 
     def _finish(self) -> dict:
@@ -290,7 +403,9 @@ class Trainer:
         if self.early_stopping is not None:
             self.early_stopping.restore_best(self.model)
         else:
-            self.model.load_state_dict(load_checkpoint(self.run_dir / 'best.pt')['model'])
+            best = self.run_dir / 'best.pt'
+            with reading_checkpoint(best):
+                self.model.load_state_dict(load_checkpoint(best)['model'])
         split = 'test' if self.data.test is not None else 'val'
         result = self.evaluate_split(self.data.test if split == 'test' else self.data.val)
         self._plot(result, split)
@@ -306,9 +421,19 @@ class Trainer:
             'divergence_events': self.state.divergence_events,
             'stopped_early': len(history) < self.config.epochs,
             'run_dir': str(self.run_dir),
+            'dead_model': self._dead_model_reason(),
         }
+        if summary['dead_model']:
+            logger.warning('training finished, but the model is dead: %s',
+                           summary['dead_model'])
         write_json(summary, self.run_dir / 'summary.json')
         return summary
+
+    def _dead_model_reason(self) -> str | None:
+        labels = np.asarray(self.data.val.labels)
+        chance = float(np.bincount(labels).max()) / max(len(labels), 1)
+        return dead_model_reason(self.state.history, self.state.reference_loss, chance,
+                                 len(labels))
 
     def _plot(self, result: Evaluation, split: str) -> None:
         out = self.run_dir / 'plots'
