@@ -109,7 +109,7 @@ def test_a_model_failing_at_run_time_is_refused_or_survived(start_node, ros_env,
 
     dark = raw_frame(tmp_path, 'dark', np.zeros((28, 28), np.uint8))
     after = classified(ros_env, 3, raw=[dark], rate=10, repeat=5)
-    assert len(after) >= 3 and after[0]['results'][0]['class_id'] in faulty_models.LABELS
+    assert len(after) >= 3 and after[0]['results'][0]['class_id'] in ('0', '1', '2')
     assert set_parameter(ros_env, '/classifier', 'model_path', str(tiny_onnx))['successful']
     assert len(classified(ros_env, 3, indices=list(range(5)), topics=['image'], rate=10)) >= 3
     assert node.process.poll() is None
@@ -154,7 +154,7 @@ def test_input_rate_on_diagnostics_is_the_rate_sent(start_node, ros_env, tiny_on
     node = start_node(NODE, parameters(tiny_onnx))
     node.wait_for('active:')
     recorder = start_recorder(ros_env, {'/diagnostics': {'type': 'DiagnosticArray',
-                                                         'count': 10}}, timeout=30)
+                                                         'count': 30}}, timeout=40)
     publish(ros_env, indices=list(range(25)), topics=['image'], rate=25, repeat=6)
     statuses = [values_of(r['status'][0]) for r in recorded(recorder)['/diagnostics']]
     streaming = [v for v in statuses if 50 <= int(v['received']) <= 110]
