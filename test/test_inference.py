@@ -261,3 +261,24 @@ def test_labels_files(tmp_path):
         load_labels(tmp_path / 'empty.txt')
     with pytest.raises(FileNotFoundError, match='labels file not found'):
         load_labels(tmp_path / 'none.txt')
+
+
+def test_custom_operators_and_missing_external_data_are_named(tiny_onnx, tmp_path):
+    import onnx
+    from onnx import helper
+    from onnx import TensorProto
+    graph = helper.make_graph(
+        [helper.make_node('Frobnicate', ['input'], ['logits'], domain='com.example.vision')],
+        'custom', [helper.make_tensor_value_info('input', TensorProto.FLOAT, [1, 1, 28, 28])],
+        [helper.make_tensor_value_info('logits', TensorProto.FLOAT, [1, 10])])
+    custom = tmp_path / 'custom.onnx'
+    onnx.save(helper.make_model(graph, ir_version=10, opset_imports=[
+        helper.make_opsetid('', 18), helper.make_opsetid('com.example.vision', 1)]), str(custom))
+    with pytest.raises(ValueError, match='uses an operator ONNX Runtime does not provide'):
+        Classifier(custom)
+    split = tmp_path / 'split.onnx'
+    onnx.save(onnx.load(str(tiny_onnx)), str(split), save_as_external_data=True,
+              location='split.weights', size_threshold=0)
+    (tmp_path / 'split.weights').unlink()
+    with pytest.raises(ValueError, match='external data that is missing'):
+        Classifier(split)

@@ -114,6 +114,18 @@ def load_labels(path: str | Path) -> list[str]:
     return labels
 
 
+def _load_failure(path: Path, message: str) -> str:
+    """Say what kind of file ONNX Runtime could not load, from its error message."""
+    if 'is not a registered function/op' in message:
+        return ('uses an operator ONNX Runtime does not provide (a custom operator: register '
+                'its library, or export without it)')
+    if 'External data path' in message or 'external data' in message.lower():
+        return 'keeps its weights in external data that is missing or unreadable'
+    with open(path, 'rb') as stream:
+        looks_onnx = stream.read(1) == b'\x08'  # ModelProto starts with ir_version
+    return 'is a truncated or corrupt ONNX file' if looks_onnx else 'is not an ONNX file'
+
+
 def open_session(path: Path, settings: ProviderSettings) -> onnxruntime.InferenceSession:
     """
     Open an ONNX Runtime session with the requested providers, checking what it got.
@@ -136,10 +148,7 @@ def open_session(path: Path, settings: ProviderSettings) -> onnxruntime.Inferenc
             session = onnxruntime.InferenceSession(str(path), sess_options=options,
                                                    providers=settings.session_providers())
     except _LOAD_ERRORS as error:
-        with open(path, 'rb') as stream:
-            looks_onnx = stream.read(1) == b'\x08'  # ModelProto starts with ir_version
-        what = 'a truncated or corrupt ONNX file' if looks_onnx else 'not an ONNX file'
-        raise ValueError(f'{path} is {what}: {error}') from None
+        raise ValueError(f'{path} {_load_failure(path, str(error))}: {error}') from None
     settings.check(session.get_providers())
     return session
 
