@@ -15,11 +15,30 @@ import subprocess
 import sys
 
 from conftest import HELPERS
+from conftest import publish
+from conftest import recorded
 from conftest import requires_ros2_tooling
 from conftest import ros2_until
+from conftest import start_recorder
 import pytest
 
 pytestmark = [pytest.mark.ros, requires_ros2_tooling]
+
+
+def launch_classifier(ros2, model: Path, *arguments: str):
+    """``ros2 launch dl_perception classifier.launch.py model:=MODEL ...``, once active."""
+    launched = ros2('launch', 'dl_perception', 'classifier.launch.py', f'model:={model}',
+                    *arguments)
+    launched.wait_for('active: ')
+    return launched
+
+
+def classify_frames(env: dict, topic: str = 'image', count: int = 8) -> list[dict]:
+    """Publish Fashion-MNIST test images 0..9 on ``topic``; return the Classifications seen."""
+    recorder = start_recorder(env, {'/classification': {'type': 'Classification',
+                                                        'count': count}}, timeout=30)
+    publish(env, indices=list(range(10)), topics=[topic], rate=20)
+    return recorded(recorder).get('/classification', [])
 
 
 @pytest.mark.slow
@@ -63,3 +82,19 @@ def test_upstream_vision_msgs_consumer_sees_the_same_types(ros2, upstream_vision
     for topic, hashes in report['topics'].items():
         assert hashes['publishers'] == [hashes['subscriber']], (topic, report)
     assert report['labels'] and len(report['labels']) == 10, report
+
+
+@pytest.mark.parametrize('image_topic', ['/camera/image_raw', '/camera/image_raw/compressed'])
+def test_launch_file_classifies_the_camera_topic_and_copies_its_headers(ros2, ros2_cli,
+                                                                        tiny_onnx,
+                                                                        image_topic):
+    launched = launch_classifier(ros2, tiny_onnx, f'image_topic:={image_topic}')
+    kind = 'CompressedImage' if image_topic.endswith('/compressed') else 'Image'
+    launched.wait_for(f'subscribed to {image_topic} as sensor_msgs/msg/{kind}')
+    results = classify_frames(ros2_cli, image_topic)
+    assert len(results) >= 8, launched.output
+    for message in results:
+        index = message['header']['stamp']['nanosec']
+        assert message['header'] == {'stamp': {'sec': 1000 + index, 'nanosec': index},
+                                     'frame_id': f'{image_topic}#{index}'}
+        assert message['results'], message
