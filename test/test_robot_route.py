@@ -98,3 +98,36 @@ def test_launch_file_classifies_the_camera_topic_and_copies_its_headers(ros2, ro
         assert message['header'] == {'stamp': {'sec': 1000 + index, 'nanosec': index},
                                      'frame_id': f'{image_topic}#{index}'}
         assert message['results'], message
+
+
+@pytest.mark.slow
+def test_launched_node_obeys_ros2_param_service_and_lifecycle(ros2, ros2_cli, tiny_onnx):
+    launched = launch_classifier(ros2, tiny_onnx)
+    refused = ros2_until(ros2_cli, 'param', 'set', '/classifier', 'model_path',
+                         '/nonexistent.onnx', expect='Setting parameter failed')
+    assert re.search(r'Setting parameter failed: .*nonexistent\.onnx', refused), refused
+    assert len(classify_frames(ros2_cli)) >= 8, launched.output  # the old model serves on
+
+    ros2_until(ros2_cli, 'param', 'set', '/classifier', 'score_threshold', '0.5',
+               expect='Set parameter successful')
+    late = start_recorder(ros2_cli, {'/label_info': {'type': 'LabelInfo', 'latched': True}},
+                          timeout=20)
+    label_info = recorded(late).get('/label_info', [])
+    # Checked at the end: a reload republishes LabelInfo anyway, so it is read before that.
+
+    reload = subprocess.run(['ros2', 'service', 'call', '/classifier/reload',
+                             'std_srvs/srv/Trigger'], env=ros2_cli, capture_output=True,
+                            text=True, timeout=30)
+    assert 'success=True' in reload.stdout and 'database version 2' in reload.stdout, \
+        reload.stdout + reload.stderr
+
+    ros2_until(ros2_cli, 'lifecycle', 'set', '/classifier', 'deactivate',
+               expect='Transitioning successful')
+    assert 'inactive [2]' in ros2_until(ros2_cli, 'lifecycle', 'get', '/classifier',
+                                        expect='inactive')
+    ros2_until(ros2_cli, 'lifecycle', 'set', '/classifier', 'activate',
+               expect='Transitioning successful')
+    assert len(classify_frames(ros2_cli)) >= 8, launched.output
+
+    assert label_info, 'no LabelInfo for a late subscriber'
+    assert label_info[-1]['threshold'] == 0.5, label_info[-1]
