@@ -13,16 +13,22 @@ from pathlib import Path
 import re
 import subprocess
 import sys
+import time
 
+from conftest import _domain_ids
 from conftest import HELPERS
 from conftest import publish
 from conftest import recorded
+from conftest import REPO_ROOT
 from conftest import requires_ros2_tooling
 from conftest import ros2_until
 from conftest import start_recorder
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.ros, requires_ros2_tooling]
+
+SHIPPED_CONFIG = REPO_ROOT / 'config' / 'classifier.yaml'
 
 
 def launch_classifier(ros2, model: Path, *arguments: str):
@@ -39,6 +45,18 @@ def classify_frames(env: dict, topic: str = 'image', count: int = 8) -> list[dic
                                                         'count': count}}, timeout=30)
     publish(env, indices=list(range(10)), topics=[topic], rate=20)
     return recorded(recorder).get('/classification', [])
+
+
+def dump_parameters(env: dict, node: str = '/classifier', timeout: float = 30.0) -> dict:
+    """``ros2 param dump NODE`` (retried until the node is discovered); the values, parsed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(['ros2', 'param', 'dump', node, '--no-daemon'], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode == 0 and 'ros__parameters' in done.stdout:
+            return yaml.safe_load(done.stdout)[node]['ros__parameters']
+        if time.monotonic() > deadline:
+            raise AssertionError(f'ros2 param dump {node} failed: {done.stdout}{done.stderr}')
 
 
 @pytest.mark.slow
@@ -131,3 +149,21 @@ def test_launched_node_obeys_ros2_param_service_and_lifecycle(ros2, ros2_cli, ti
 
     assert label_info, 'no LabelInfo for a late subscriber'
     assert label_info[-1]['threshold'] == 0.5, label_info[-1]
+
+
+@pytest.mark.slow
+def test_ros2_run_with_the_shipped_config_equals_the_launch_file(ros2, ros2_cli, tiny_onnx):
+    # In a domain of its own, so both start at once and each CLI call sees one /classifier.
+    run_env = dict(ros2_cli, ROS_DOMAIN_ID=str(next(_domain_ids)))
+    run = ros2('run', 'dl_perception', 'classifier_node', '--ros-args', '--params-file',
+               str(SHIPPED_CONFIG), '-p', f'model_path:={tiny_onnx}', env=run_env)
+    launch_classifier(ros2, tiny_onnx)
+    run.wait_for('active: ')
+    by_run, by_launch = dump_parameters(run_env), dump_parameters(ros2_cli)
+    assert by_run['model_path'] == str(tiny_onnx)
+    shipped = yaml.safe_load(SHIPPED_CONFIG.read_text())['/**']['ros__parameters']
+    assert set(shipped) <= set(by_run), set(shipped) - set(by_run)
+    differ = {name: (by_run.get(name), by_launch.get(name))
+              for name in sorted(set(by_run) | set(by_launch))
+              if by_run.get(name) != by_launch.get(name)}
+    assert not differ, differ
