@@ -23,6 +23,10 @@ from conftest import REPO_ROOT
 from conftest import requires_ros2_tooling
 from conftest import ros2_until
 from conftest import start_recorder
+from dl_perception.datasets import FASHION_MNIST_ROOT
+from dl_perception.datasets import load_fashion_mnist
+from dl_perception.inference.classifier import Classifier
+import numpy as np
 import pytest
 import yaml
 
@@ -45,6 +49,15 @@ def classify_frames(env: dict, topic: str = 'image', count: int = 8) -> list[dic
                                                         'count': count}}, timeout=30)
     publish(env, indices=list(range(10)), topics=[topic], rate=20)
     return recorded(recorder).get('/classification', [])
+
+
+def expected_labels(model: Path, count: int) -> dict[int, str]:
+    """Return the top label the model gives each of the first ``count`` test images."""
+    images = load_fashion_mnist(FASHION_MNIST_ROOT, 'test')
+    classifier = Classifier(model)
+    return {index: classifier.classify(np.dstack([images.read(index)[:, :, 0]] * 3),
+                                       'bgr').ranked[0][0]
+            for index in range(count)}
 
 
 def dump_parameters(env: dict, node: str = '/classifier', timeout: float = 30.0) -> dict:
@@ -167,3 +180,36 @@ def test_ros2_run_with_the_shipped_config_equals_the_launch_file(ros2, ros2_cli,
               for name in sorted(set(by_run) | set(by_launch))
               if by_run.get(name) != by_launch.get(name)}
     assert not differ, differ
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('class_id_format', ['index', 'name'])
+def test_upstream_consumer_maps_class_ids_through_label_info(ros2, ros2_cli,
+                                                             upstream_vision_msgs_env,
+                                                             tiny_onnx, class_id_format):
+    # 'index' is the default: the node gets no class_id_format for it.
+    chosen = [] if class_id_format == 'index' else ['-p', f'class_id_format:={class_id_format}']
+    node = ros2('run', 'dl_perception', 'classifier_node', '--ros-args', '-p',
+                f'model_path:={tiny_onnx}', '-p', 'providers:=[cpu]', *chosen)
+    node.wait_for('active: ')
+    consumer = subprocess.Popen([sys.executable, str(HELPERS / 'upstream_consumer.py'), '60',
+                                 '8'], env=upstream_vision_msgs_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert consumer.stdout.readline().strip() == 'ready'  # LabelInfo came late, latched
+    publish(ros2_cli, indices=list(range(10)), topics=['image'], rate=20)
+    out, err = consumer.communicate(timeout=90)
+    assert consumer.returncode == 0, err
+    report = json.loads(out.splitlines()[-1])
+    assert report['labels'] and len(report['labels']) == 10, report
+    assert len(report['results']) >= 8, (report, node.output)
+    expected = expected_labels(tiny_onnx, 10)
+    for message in report['results']:
+        index = message['header']['stamp']['nanosec']
+        top = message['results'][0]
+        if class_id_format == 'index':
+            # vision_msgs: class_id is the class index; its name comes from LabelInfo.
+            assert all(h['class_id'] in map(str, range(10)) for h in message['results']), \
+                message
+            assert top['label'] == expected[index], message
+        else:
+            assert top['class_id'] == expected[index], message
