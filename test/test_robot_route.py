@@ -16,6 +16,7 @@ import sys
 import time
 
 from conftest import _domain_ids
+from conftest import diagnostics
 from conftest import HELPERS
 from conftest import publish
 from conftest import recorded
@@ -23,6 +24,7 @@ from conftest import REPO_ROOT
 from conftest import requires_ros2_tooling
 from conftest import ros2_until
 from conftest import start_recorder
+from conftest import values_of
 from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
@@ -33,6 +35,10 @@ import yaml
 pytestmark = [pytest.mark.ros, requires_ros2_tooling]
 
 SHIPPED_CONFIG = REPO_ROOT / 'config' / 'classifier.yaml'
+# What ONNX Runtime (and the CUDA / TensorRT libraries it tries) print when a GPU provider
+# cannot start: none of it may show on a CPU machine with the shipped configuration.
+LIBRARY_ERRORS = ('libcuda', 'libcudnn', 'libnvinfer', 'Failed to load library',
+                  '[E:onnxruntime', 'CUDA failure')
 
 
 def launch_classifier(ros2, model: Path, *arguments: str):
@@ -213,3 +219,27 @@ def test_upstream_consumer_maps_class_ids_through_label_info(ros2, ros2_cli,
             assert top['label'] == expected[index], message
         else:
             assert top['class_id'] == expected[index], message
+
+
+@pytest.mark.slow
+def test_shipped_config_on_a_cpu_machine_runs_on_the_cpu_without_errors(
+        ros2, ros2_cli, tiny_onnx):
+    launched = launch_classifier(ros2, tiny_onnx)
+    # A camera for the whole check: without input the node rightly reports no OK.
+    camera = subprocess.Popen([sys.executable, str(HELPERS / 'ros_probe.py'), 'publish',
+                               json.dumps({'indices': list(range(20)), 'topics': ['image'],
+                                           'rate': 10, 'repeat': 5})],
+                              env=ros2_cli, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        reports = diagnostics(ros2_cli, count=4)
+    finally:
+        camera.kill()
+        camera.wait()
+    launched.stop()
+    found = [text for text in LIBRARY_ERRORS if text in launched.output]
+    assert not found, (found, launched.output)
+    status = reports[-1]
+    assert status['name'] == '/classifier', status
+    assert status['level'] == 0, status
+    assert 'CPUExecutionProvider' in (status['message'] + values_of(status)['providers in use'])
