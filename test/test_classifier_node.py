@@ -272,3 +272,23 @@ def test_tiles_mode_finds_a_planted_object(start_node, ros_env, tiles_onnx, test
     center = box['center']['position']
     assert abs(center['x'] - 448) <= 32 and abs(center['y'] - 256) <= 32
     assert 128 <= box['size_x'] <= 256 and 128 <= box['size_y'] <= 256
+
+
+def test_a_publisher_of_the_wrong_type_and_unknown_overrides_are_reported(start_node, ros_env,
+                                                                         tiny_onnx, tmp_path):
+    node = start_node(NODE, parameters(tiny_onnx, image_topics=['camera/compressed'],
+                                       diagnostics_period=0.5, imput_size=224,
+                                       crop_fractoin=0.875))
+    node.wait_for('active:')
+    assert ('ignoring parameters this node does not have: crop_fractoin (did you mean '
+            'crop_fraction?), imput_size (did you mean input_size?)') in node.output
+    np.save(tmp_path / 'frame.npy', np.zeros((28, 28), np.uint8))
+    raw = {'topic': 'camera/compressed', 'as_image': True, 'height': 28, 'width': 28,
+           'encoding': 'mono8', 'step': 28, 'npy': str(tmp_path / 'frame.npy')}
+    recorder = start_recorder(ros_env, {'/diagnostics': {'type': 'DiagnosticArray',
+                                                         'count': 16}})
+    publish(ros_env, raw=[raw], rate=5, repeat=20, wait_for_subscribers=False, settle=1.0)
+    messages = [r['status'][0]['message'] for r in recorded(recorder)['/diagnostics']]
+    assert any('/camera/compressed has publishers of sensor_msgs/msg/Image but is subscribed '
+               'as sensor_msgs/msg/CompressedImage' in m for m in messages), messages
+    assert all('crop_fractoin' in m for m in messages)

@@ -84,7 +84,8 @@ def frames_from(spec: dict) -> list[tuple[str, object]]:
 
 
 def image_from_spec(raw: dict):
-    if raw['topic'].endswith('/compressed'):
+    """Build the message a raw spec describes; 'as_image' sends an Image even on /compressed."""
+    if raw['topic'].endswith('/compressed') and not raw.get('as_image'):
         return CompressedImage(format=raw.get('format', ''), data=bytes(raw['data']))
     message = Image(height=raw['height'], width=raw['width'], encoding=raw['encoding'],
                     is_bigendian=raw.get('is_bigendian', 0), step=raw['step'])
