@@ -79,7 +79,7 @@ def soak(model: Path, minutes: float, rate: float, spin_wait: bool = False) -> d
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.endswith(': classifier'):
+            if status.name == '/classifier':  # the node's fully qualified name
                 latest.clear()
                 latest.update({pair.key: pair.value for pair in status.values})
                 latest['level'] = str(status.level[0])
