@@ -66,6 +66,14 @@ def png_bomb() -> list[int]:
     return list(data)
 
 
+def jpeg_bomb() -> list[int]:
+    """Return a valid small JPEG whose frame header claims 60,000 x 60,000 pixels."""
+    data = bytearray(cv2.imencode('.jpg', np.zeros((8, 8), np.uint8))[1].tobytes())
+    frame = data.index(b'\xff\xc0')  # baseline start-of-frame: length, precision, height, width
+    data[frame + 5:frame + 9] = (60_000).to_bytes(2, 'big') * 2
+    return list(data)
+
+
 def test_row_and_column_images_and_bombs_do_not_blind_the_node(
         start_node, ros_env, tiny_onnx, tmp_path):
     node = start_node(NODE, parameters(tiny_onnx, resize='center_crop',
@@ -76,13 +84,14 @@ def test_row_and_column_images_and_bombs_do_not_blind_the_node(
     hostile = [
         {'topic': 'image/compressed', 'format': 'png', 'data': list(row_png)},
         raw_frame(tmp_path, 'row', np.full((1, 2_000_000), 255, np.uint8)),
-        {'topic': 'image/compressed', 'format': 'png', 'data': png_bomb()}]
+        {'topic': 'image/compressed', 'format': 'png', 'data': png_bomb()},
+        {'topic': 'image/compressed', 'format': 'jpeg', 'data': jpeg_bomb()}]
     results = classified(ros_env, 12, raw=hostile, indices=list(range(10)), topics=['image'],
                          rate=5)
     assert len(results) >= 10, node.output
     assert peak_rss_mib(node.process.pid) < 600  # scaling the row whole took 2,000 MiB
     status = diagnostics(ros_env)[0]
-    assert values_of(status)['rejected (malformed)'] == '1'  # the bomb, before decoding
+    assert values_of(status)['rejected (malformed)'] == '2'  # the bombs, before decoding
     assert 'more than max_image_pixels' in values_of(status)['last rejection']
     assert values_of(status)['worker restarts'] == '0'
 
