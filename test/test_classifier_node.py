@@ -10,6 +10,7 @@ from conftest import probe
 from conftest import publish
 from conftest import recorded
 from conftest import start_recorder
+from conftest import train_folder_lenet
 import cv2
 from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
@@ -209,10 +210,6 @@ def test_shuts_down_cleanly(start_node, tiny_onnx, signal_number):
 @pytest.fixture(scope='module')
 def tiles_onnx(tmp_path_factory, test_images) -> Path:
     """Train a LeNet to tell trousers and bags from background (noise, half objects), 32x32."""
-    from dl_perception.export.onnx_export import export_checkpoint
-    from dl_perception.export.onnx_export import ExportOptions
-    from dl_perception.training.config import parse_config
-    from dl_perception.training.trainer import Trainer
     root = tmp_path_factory.mktemp('tiles')
     rng = np.random.default_rng(0)
     train = load_fashion_mnist(FASHION_MNIST_ROOT, 'train')
@@ -239,14 +236,7 @@ def tiles_onnx(tmp_path_factory, test_images) -> Path:
                 else:
                     image = cv2.resize(train.read(picks[number])[:, :, 0], (32, 32))
                 cv2.imwrite(str(folder / f'{number}.png'), image)
-    config = parse_config(None, [
-        'model.name=lenet', 'data.dataset=folder', f'data.root={root / "data"}',
-        'data.input_size=32', 'data.workers=0', 'data.batch_size=32', 'epochs=4',
-        'progress=false', f'output_dir={root}', 'run_name=tiles'])
-    Trainer(config, root / 'tiles').fit()
-    target = root / 'tiles.onnx'
-    export_checkpoint(root / 'tiles' / 'best.pt', ExportOptions(output=target, parity_images=32))
-    return target
+    return train_folder_lenet(root, input_size=32, epochs=4)
 
 
 def test_tiles_mode_finds_a_planted_object(start_node, ros_env, tiles_onnx, test_images,

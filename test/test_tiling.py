@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import train_folder_lenet
 import cv2
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
@@ -37,10 +38,6 @@ def test_images():
 @pytest.fixture(scope='module')
 def tiles_model(tmp_path_factory) -> Path:
     """Train a 28x28 LeNet on four classes plus background (black, noise, cut-off objects)."""
-    from dl_perception.export.onnx_export import export_checkpoint
-    from dl_perception.export.onnx_export import ExportOptions
-    from dl_perception.training.config import parse_config
-    from dl_perception.training.trainer import Trainer
     root = tmp_path_factory.mktemp('tiling')
     rng = np.random.default_rng(0)
     train = load_fashion_mnist(FASHION_MNIST, 'train')
@@ -61,14 +58,7 @@ def tiles_model(tmp_path_factory) -> Path:
                         offset[number % 4 - 1] = rng.integers(-3, 4)
                     image = _shift(train.read(objects[number])[:, :, 0], *offset)
                 cv2.imwrite(str(folder / f'{number}.png'), image)
-    config = parse_config(None, [
-        'model.name=lenet', 'data.dataset=folder', f'data.root={root / "data"}',
-        'data.input_size=28', 'data.workers=0', 'data.batch_size=32', 'epochs=8',
-        'progress=false', f'output_dir={root}', 'run_name=tiles'])
-    Trainer(config, root / 'tiles').fit()
-    target = root / 'tiles.onnx'
-    export_checkpoint(root / 'tiles' / 'best.pt', ExportOptions(output=target, parity_images=32))
-    return target
+    return train_folder_lenet(root, input_size=28, epochs=8)
 
 
 def _plant(test_images, classifier: Classifier) -> tuple[np.ndarray, list]:
