@@ -153,16 +153,30 @@ def start_recorder(ros_env: dict, topics: dict, timeout: float = 60.0) -> subpro
     recorder = subprocess.Popen([sys.executable, str(HELPERS / 'ros_probe.py'), 'record', spec],
                                 env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-    assert recorder.stdout.readline().strip() == 'ready'
+    assert read_line(recorder.stdout) == 'ready'
     return recorder
 
 
+def read_line(pipe) -> str:
+    """Read one line from a child's pipe without buffering past it; return it stripped.
+
+    ``pipe.readline()`` may read ahead, and ``communicate()`` later reads the file
+    descriptor, never that buffer: a message sent right after 'ready' would be lost.
+    """
+    line = bytearray()
+    while (byte := os.read(pipe.fileno(), 1)) and byte != b'\n':
+        line += byte
+    return line.decode().strip()
+
+
 def recorded(recorder: subprocess.Popen, timeout: float = 90.0) -> dict[str, list[dict]]:
-    out, _ = recorder.communicate(timeout=timeout)
+    """Wait for the recorder; return its messages by topic (the recorder's stderr if none)."""
+    out, err = recorder.communicate(timeout=timeout)
     messages: dict[str, list[dict]] = {}
     for line in out.splitlines():
         item = json.loads(line)
         messages.setdefault(item['topic'], []).append(item['message'])
+    assert messages or recorder.returncode != 0, err
     return messages
 
 

@@ -19,6 +19,7 @@ from conftest import _domain_ids
 from conftest import diagnostics
 from conftest import HELPERS
 from conftest import publish
+from conftest import read_line
 from conftest import recorded
 from conftest import REPO_ROOT
 from conftest import requires_ros2_tooling
@@ -206,7 +207,7 @@ def test_upstream_consumer_maps_class_ids_through_label_info(ros2, ros2_cli,
     consumer = subprocess.Popen([sys.executable, str(HELPERS / 'upstream_consumer.py'), '30',
                                  str(FLOWING)], env=upstream_vision_msgs_env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert consumer.stdout.readline().strip() == 'ready'  # LabelInfo came late, latched
+    assert read_line(consumer.stdout) == 'ready'  # LabelInfo came late, latched
     publish(ros2_cli, indices=list(range(10)), topics=['image'], rate=10, settle=1.0)
     out, err = consumer.communicate(timeout=90)
     assert consumer.returncode == 0, err

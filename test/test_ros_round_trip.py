@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from conftest import read_line
 from conftest import start_helper
 import pytest
 
@@ -48,7 +49,7 @@ def expected_detection(detection: dict) -> dict:
 def test_vision_messages_cross_processes_intact(ros_env):
     publisher = start_helper('vision_publisher.py', json.dumps(SAMPLE), env=ros_env)
     try:
-        assert publisher.stdout.readline().strip() == 'publishing', publisher.stderr.read()
+        assert read_line(publisher.stdout) == 'publishing', publisher.stderr.read()
         echo = start_helper('vision_echo.py', env=ros_env)
         out, err = echo.communicate(timeout=60)
         assert echo.returncode == 0, err
