@@ -158,7 +158,8 @@ def start_recorder(ros_env: dict, topics: dict, timeout: float = 60.0) -> subpro
 
 
 def read_line(pipe) -> str:
-    """Read one line from a child's pipe without buffering past it; return it stripped.
+    """
+    Read one line from a child's pipe without buffering past it; return it stripped.
 
     ``pipe.readline()`` may read ahead, and ``communicate()`` later reads the file
     descriptor, never that buffer: a message sent right after 'ready' would be lost.
