@@ -116,7 +116,7 @@ def offline_accuracy(model: Path, frames: int) -> float:
     from dl_perception.datasets import FASHION_MNIST_ROOT
     from dl_perception.datasets import load_fashion_mnist
     from dl_perception.inference.classifier import Classifier
-    from dl_perception.ros.frame_sources import render_frame
+    from dl_perception.datasets.frame_sources import render_frame
     images = load_fashion_mnist(FASHION_MNIST_ROOT, 'test')
     classifier = Classifier(model)
     correct = 0

@@ -13,7 +13,7 @@ from dl_perception.ros.classifier_parameters import PARAMETERS
 from dl_perception.ros.frame_processor import FrameProcessor
 from dl_perception.ros.frame_processor import ProcessingSettings
 from dl_perception.ros.image_conversion import image_to_msg
-from dl_perception.ros.latest_frames import Frame
+from dl_perception.ros.latest_frames import ReceivedFrame
 from dl_perception.ros.node_statistics import NodeStatistics
 import numpy as np
 import pytest
@@ -40,7 +40,7 @@ class Processor:
                                         lambda camera, why: self.rejected.append((camera, why)))
 
     def run(self, classifier: Classifier, messages: dict, **overrides):
-        frames = {camera: Frame(message, 0.0) for camera, message in messages.items()}
+        frames = {camera: ReceivedFrame(message, 0.0) for camera, message in messages.items()}
         return self.processor.process(classifier, frames, settings(**overrides), False)
 
 

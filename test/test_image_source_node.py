@@ -14,8 +14,8 @@ from conftest import start_helper
 import cv2
 from dl_perception.datasets import FASHION_MNIST_CLASSES
 from dl_perception.datasets import load_fashion_mnist
-from dl_perception.ros.frame_sources import check_source
-from dl_perception.ros.frame_sources import render_frame
+from dl_perception.datasets.frame_sources import check_source
+from dl_perception.datasets.frame_sources import render_frame
 import numpy as np
 import pytest
 

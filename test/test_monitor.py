@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 from conftest import start_helper
-from dl_perception.ros.monitor import format_summary
+from dl_perception.inference.scoreboard import format_summary
+from dl_perception.inference.scoreboard import Scoreboard
 from dl_perception.ros.monitor import label_names
 from dl_perception.ros.monitor import MonitorOptions
-from dl_perception.ros.monitor import Scoreboard
 from dl_perception.ros.monitor import top1
 import numpy as np
 import pytest

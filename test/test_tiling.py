@@ -144,11 +144,11 @@ def test_node_defaults_publish_no_box_for_a_black_frame(tiny_onnx):
     from dl_perception.ros.frame_processor import FrameProcessor
     from dl_perception.ros.frame_processor import ProcessingSettings
     from dl_perception.ros.image_conversion import image_to_msg
-    from dl_perception.ros.latest_frames import Frame
+    from dl_perception.ros.latest_frames import ReceivedFrame
     from dl_perception.ros.node_statistics import NodeStatistics
     values = {parameter.name: parameter.default for parameter in PARAMETERS}
     settings = ProcessingSettings.from_parameters({**values, 'mode': 'tiles'})
-    frame = Frame(image_to_msg(np.zeros((480, 640, 3), np.uint8), 'bgr8'), 0.0)
+    frame = ReceivedFrame(image_to_msg(np.zeros((480, 640, 3), np.uint8), 'bgr8'), 0.0)
     processor = FrameProcessor(NodeStatistics(), lambda camera, reason: None)
     results = processor.process(Classifier(tiny_onnx), {'camera': frame}, settings, False)
     assert [list(message.detections) for message in results.detections] == [[]]

@@ -78,7 +78,7 @@ def _frames(model: BenchModel, count: int) -> list[np.ndarray]:
     if model.name.startswith('demo'):
         from dl_perception.datasets import FASHION_MNIST_ROOT
         from dl_perception.datasets import load_fashion_mnist
-        from dl_perception.ros.frame_sources import render_frame
+        from dl_perception.datasets.frame_sources import render_frame
         images = load_fashion_mnist(FASHION_MNIST_ROOT, 'test')
         return [render_frame(images.read(i), 'grey', 640, 480) for i in range(count)]
     rng = np.random.default_rng(0)

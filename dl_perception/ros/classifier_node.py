@@ -39,8 +39,8 @@ from dl_perception.ros.image_conversion import check_compressed_msg
 from dl_perception.ros.image_conversion import check_image_msg
 from dl_perception.ros.image_conversion import image_to_msg
 from dl_perception.ros.image_conversion import ImageConversionError
-from dl_perception.ros.latest_frames import Frame
 from dl_perception.ros.latest_frames import LatestFrames
+from dl_perception.ros.latest_frames import ReceivedFrame
 from dl_perception.ros.log_forwarding import PythonLogForwarding
 from dl_perception.ros.node_statistics import diagnostic_status
 from dl_perception.ros.node_statistics import NodeStatistics
@@ -331,7 +331,7 @@ class ClassifierNode(LifecycleNode):
             self._reject(topic, str(error))
             return
         self._statistics.on_accepted()
-        self._frames.put(topic, Frame(msg, time.monotonic()))
+        self._frames.put(topic, ReceivedFrame(msg, time.monotonic()))
 
     def _reject(self, topic: Hashable, reason: str) -> None:
         self._statistics.on_rejected(topic, reason)
@@ -377,7 +377,7 @@ class ClassifierNode(LifecycleNode):
             self._wake.wait(remaining)
             self._wake.clear()
 
-    def _process(self, frames: dict[Hashable, Frame]) -> None:
+    def _process(self, frames: dict[Hashable, ReceivedFrame]) -> None:
         """Classify one batch with the current model and publish every result."""
         with self._model_lock:
             classifier = self._classifier

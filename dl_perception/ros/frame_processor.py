@@ -16,6 +16,7 @@ from typing import Any
 
 import cv2
 from dl_perception.inference.classifier import Classifier
+from dl_perception.inference.overlay import draw_results
 from dl_perception.inference.postprocess import ProbabilitySmoother
 from dl_perception.inference.postprocess import rank
 from dl_perception.inference.tiling import detect_in_tiles
@@ -24,9 +25,8 @@ from dl_perception.ros import vision_messages
 from dl_perception.ros.image_conversion import image_from_compressed
 from dl_perception.ros.image_conversion import image_from_msg
 from dl_perception.ros.image_conversion import ImageConversionError
-from dl_perception.ros.latest_frames import Frame
+from dl_perception.ros.latest_frames import ReceivedFrame
 from dl_perception.ros.node_statistics import NodeStatistics
-from dl_perception.ros.overlay import draw_results
 import numpy as np
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
@@ -108,7 +108,7 @@ class FrameProcessor:
         """Start the per-camera averages afresh (after a model or smoothing change)."""
         self._smoother = ProbabilitySmoother(1.0 - smoothing) if smoothing > 0 else None
 
-    def process(self, classifier: Classifier, frames: Mapping[Hashable, Frame],
+    def process(self, classifier: Classifier, frames: Mapping[Hashable, ReceivedFrame],
                 settings: ProcessingSettings, want_overlay: bool) -> Results:
         """
         Classify every decodable frame; reject (and count) the others.

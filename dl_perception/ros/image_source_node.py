@@ -19,13 +19,13 @@ import time
 
 import cv2
 from dl_perception.datasets import FASHION_MNIST_ROOT
-from dl_perception.ros.frame_sources import CaptureFrames
-from dl_perception.ros.frame_sources import check_source
-from dl_perception.ros.frame_sources import Frame
-from dl_perception.ros.frame_sources import IndexedFrames
-from dl_perception.ros.frame_sources import open_frames
-from dl_perception.ros.frame_sources import render_frame
-from dl_perception.ros.frame_sources import SourceOptions
+from dl_perception.datasets.frame_sources import CaptureFrames
+from dl_perception.datasets.frame_sources import check_source
+from dl_perception.datasets.frame_sources import IndexedFrames
+from dl_perception.datasets.frame_sources import open_frames
+from dl_perception.datasets.frame_sources import render_frame
+from dl_perception.datasets.frame_sources import SourceFrame
+from dl_perception.datasets.frame_sources import SourceOptions
 from dl_perception.ros.image_conversion import compressed_msg
 from dl_perception.ros.image_conversion import image_to_msg
 from dl_perception.ros.spinning import run_node
@@ -238,7 +238,7 @@ class ImageSourceNode(Node):
         if self._sent == self.settings.max_frames:
             self._finish()
 
-    def _publish(self, frame: Frame) -> None:
+    def _publish(self, frame: SourceFrame) -> None:
         """Render the frame, publish it and then its ground truth under the same header."""
         settings = self.settings
         header = Header(stamp=self._next_stamp().to_msg(), frame_id=settings.frame_id)

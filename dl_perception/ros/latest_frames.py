@@ -14,7 +14,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Frame:
+class ReceivedFrame:
     """A message as it arrived, with its arrival time (seconds, monotonic clock)."""
 
     message: Any
@@ -25,11 +25,11 @@ class LatestFrames:
     """A one-slot mailbox per camera, shared by the subscription callbacks and the worker."""
 
     def __init__(self) -> None:
-        self._slots: dict[Hashable, Frame] = {}
+        self._slots: dict[Hashable, ReceivedFrame] = {}
         self._condition = threading.Condition()
         self.dropped: dict[Hashable, int] = {}
 
-    def put(self, camera: Hashable, frame: Frame) -> None:
+    def put(self, camera: Hashable, frame: ReceivedFrame) -> None:
         """Store a camera's newest frame; an untaken older one is dropped and counted."""
         with self._condition:
             if camera in self._slots:
@@ -37,7 +37,7 @@ class LatestFrames:
             self._slots[camera] = frame
             self._condition.notify()
 
-    def take(self, timeout: float) -> dict[Hashable, Frame]:
+    def take(self, timeout: float) -> dict[Hashable, ReceivedFrame]:
         """Wait up to ``timeout`` seconds for frames; return and clear all that are waiting."""
         with self._condition:
             if not self._slots:

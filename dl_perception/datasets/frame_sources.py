@@ -93,7 +93,7 @@ def render_frame(image: np.ndarray, order: str, width: int, height: int) -> np.n
 
 
 @dataclass(frozen=True)
-class Frame:
+class SourceFrame:
     """One source image (uint8 (H, W, C) in ``order``) and its label name, if labelled."""
 
     image: np.ndarray
@@ -116,7 +116,7 @@ class IndexedFrames:
         self._position = options.start_index
         self.labelled = class_names is not None
 
-    def read_next(self) -> Frame | None:
+    def read_next(self) -> SourceFrame | None:
         """Return the next frame, or None at the end of a source that does not loop."""
         if self._position >= len(self._order):
             if not self._loop:
@@ -126,7 +126,7 @@ class IndexedFrames:
         self._position += 1
         label = None if self._class_names is None else self._class_names[
             int(self._images.labels[index])]
-        return Frame(self._images.read(index), self._images.order, label)
+        return SourceFrame(self._images.read(index), self._images.order, label)
 
     def close(self) -> None:
         """Release nothing: the images are in memory or read one file at a time."""
@@ -142,13 +142,13 @@ class CaptureFrames:
         if options.start_index and seekable:
             capture.set(cv2.CAP_PROP_POS_FRAMES, options.start_index)
 
-    def read_next(self) -> Frame | None:
+    def read_next(self) -> SourceFrame | None:
         """Return the next frame, or None when the capture ends (a video rewinds if looping)."""
         ok, image = self._capture.read()
         if not ok and self._loop and self._seekable:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, image = self._capture.read()
-        return Frame(image, 'bgr', None) if ok else None
+        return SourceFrame(image, 'bgr', None) if ok else None
 
     def close(self) -> None:
         """Release the capture (the file or the device)."""
