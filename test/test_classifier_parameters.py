@@ -5,9 +5,7 @@ from __future__ import annotations
 from array import array
 
 from conftest import REPO_ROOT
-from dl_perception.ros.classifier_parameters import check_parameter
 from dl_perception.ros.classifier_parameters import PARAMETERS
-from dl_perception.ros.classifier_parameters import unknown_parameters
 from dl_perception.ros.qos_matching import choose_reliability
 import pytest
 from rclpy.qos import QoSProfile
@@ -17,11 +15,11 @@ import yaml
 
 
 def test_array_values_as_rclpy_gives_them_are_checked_too():
-    assert 'expected finite numbers' in check_parameter('std', array('d', [float('inf')]))
+    assert 'expected finite numbers' in PARAMETERS.check('std', array('d', [float('inf')]))
 
 
 def test_every_default_is_accepted():
-    assert [p.name for p in PARAMETERS if check_parameter(p.name, p.default)] == []
+    assert [p.name for p in PARAMETERS if PARAMETERS.check(p.name, p.default)] == []
 
 
 @pytest.mark.parametrize('name, value, expected', [
@@ -41,7 +39,7 @@ def test_every_default_is_accepted():
     ('providers', ['auto', 'cpu'], 'give [auto], or one or more of tensorrt, cuda, cpu'),
 ])
 def test_bad_values_are_refused_with_the_reason(name, value, expected):
-    reason = check_parameter(name, value)
+    reason = PARAMETERS.check(name, value)
     assert reason is not None and reason.startswith(f'{name} = ') and expected in reason
 
 
@@ -50,7 +48,7 @@ def test_bad_values_are_refused_with_the_reason(name, value, expected):
     ('std', [1 / 255]), ('image_topics', ['camera/image_raw/compressed', '/left/image']),
 ])
 def test_good_values_pass(name, value):
-    assert check_parameter(name, value) is None
+    assert PARAMETERS.check(name, value) is None
 
 
 def publisher(reliability: ReliabilityPolicy) -> TopicEndpointInfo:
@@ -76,8 +74,8 @@ def test_the_shipped_config_is_the_node_defaults_key_by_key():
 
 
 def test_unknown_overrides_are_named_with_the_closest_declared_name():
-    assert unknown_parameters([]) is None
-    message = unknown_parameters(['imput_size', 'crop_fractoin', 'zzz'])
+    assert PARAMETERS.unknown([]) is None
+    message = PARAMETERS.unknown(['imput_size', 'crop_fractoin', 'zzz'])
     assert message.startswith('ignoring parameters this node does not have: ')
     assert 'crop_fractoin (did you mean crop_fraction?)' in message
     assert 'imput_size (did you mean input_size?)' in message and ', zzz;' in message

@@ -174,8 +174,8 @@ def test_missing_dataset_fails_with_how_to_install(ros_env, tmp_path):
 
 @pytest.mark.ros
 @pytest.mark.parametrize('param, reason', [
-    ('rate_hz:=-1.0', 'rate_hz'), ('rate_hz:=0.0', 'rate_hz must be > 0'),
-    ('encoding:=yuv', 'encoding must be one of bgr8, rgb8, mono8'),
+    ('rate_hz:=-1.0', 'rate_hz'), ('rate_hz:=0.0', 'rate_hz = 0.0; must be > 0'),
+    ('encoding:=yuv', "encoding = 'yuv'; allowed: 'bgr8', 'rgb8', 'mono8'"),
 ])
 def test_invalid_parameter_is_rejected_at_startup(ros_env, param, reason):
     result = run_node(ros_env, param)

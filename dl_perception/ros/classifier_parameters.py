@@ -1,17 +1,13 @@
 """
-The classifier node's parameters: one table of name, default, description and allowed values.
+The classifier node's parameters (a ``ParameterTable``), their checks, and the model they load.
 
-Declaring from the table gives every parameter a descriptor (with ranges where they apply),
-and ``check_parameter`` is the one place that says why a value is refused, at start-up and on
-every later change.
+The checks here are the ones only this node needs; the table adds the shared ones (finite
+numbers, choices) and the wording of every refusal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-import difflib
-import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +17,8 @@ from dl_perception.inference.providers import PROVIDER_CHOICES
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing.spec import RESIZE_POLICIES
 from dl_perception.ros.image_conversion import MAX_DECODED_PIXELS
-from rcl_interfaces.msg import FloatingPointRange
-from rcl_interfaces.msg import IntegerRange
-from rcl_interfaces.msg import ParameterDescriptor
+from dl_perception.ros.parameter_table import Parameter
+from dl_perception.ros.parameter_table import ParameterTable
 from rclpy.exceptions import InvalidTopicNameException
 from rclpy.validate_topic_name import validate_topic_name
 
@@ -32,40 +27,11 @@ RELIABILITIES = ('auto', 'reliable', 'best_effort')
 CLASS_ID_FORMATS = ('index', 'name')
 
 
-@dataclass(frozen=True)
-class Parameter:
-    """One declared parameter; ``choices`` or a numeric ``low``..``high`` bound its values."""
-
-    name: str
-    default: Any
-    description: str
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    read_only: bool = False
-    check: Callable[[Any], str | None] | None = None
-
-    def descriptor(self) -> ParameterDescriptor:
-        """Build the ROS descriptor: description, allowed values and numeric range."""
-        text = self.description
-        if self.choices:
-            text += f' One of: {", ".join(map(str, self.choices))}.'
-        descriptor = ParameterDescriptor(description=text, read_only=self.read_only)
-        if self.low is not None:
-            if isinstance(self.default, int):
-                descriptor.integer_range = [IntegerRange(
-                    from_value=int(self.low), to_value=int(self.high), step=1)]
-            elif isinstance(self.default, float):
-                descriptor.floating_point_range = [FloatingPointRange(
-                    from_value=float(self.low), to_value=float(self.high), step=0.0)]
-        return descriptor
-
-
 def _providers(values: list) -> str | None:
     try:
         ProviderSettings(tuple(values))
     except ValueError:
-        return (f'{list(values)}: give [auto], or one or more of '
+        return ('give [auto], or one or more of '
                 f'{", ".join(p for p in PROVIDER_CHOICES if p != AUTO)}')
     return None
 
@@ -91,7 +57,7 @@ def _mean(values: list) -> str | None:
     if list(values) == [0.0]:
         return None
     if len(values) not in (1, 3) or not all(0.0 <= v <= 1.0 for v in values):
-        return f'{list(values)}: give 1 or 3 values from 0 to 1'
+        return 'give 1 or 3 values from 0 to 1'
     return None
 
 
@@ -99,11 +65,11 @@ def _std(values: list) -> str | None:
     if list(values) == [0.0]:
         return None
     if len(values) not in (1, 3) or not all(v > MIN_STD for v in values):
-        return f'{list(values)}: give 1 or 3 values greater than {MIN_STD:g}'
+        return f'give 1 or 3 values greater than {MIN_STD:g}'
     return None
 
 
-PARAMETERS = (
+PARAMETERS = ParameterTable(
     Parameter('model_path', '', 'ONNX classifier to load (a dl-perception export, or a '
               'foreign model with labels_path and the preprocessing overrides).'),
     Parameter('labels_path', '', 'Labels file (one per line, or JSON); empty = from the model '
@@ -173,46 +139,11 @@ PARAMETERS = (
               high=60.0, read_only=True),
     Parameter('autostart', True, 'Configure and activate on start-up.', read_only=True),
 )
-BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
-
-
-def check_parameter(name: str, value: Any) -> str | None:
-    """Return why ``value`` is not acceptable for parameter ``name``, or None if it is."""
-    parameter = BY_NAME.get(name)
-    if parameter is None:
-        return None
-    # Array values arrive as lists, tuples or array.array('d'); NaN passes every range check.
-    numbers = [value] if isinstance(value, (bool, int, float, str)) else list(value)
-    if any(isinstance(n, float) and not math.isfinite(n) for n in numbers):
-        return f'{name} = {value!r}; expected finite numbers'
-    if parameter.choices and value not in parameter.choices:
-        return f'{name} = {value!r}; allowed: {", ".join(map(repr, parameter.choices))}'
-    reason = parameter.check(value) if parameter.check else None
-    return f'{name} = {reason}' if reason else None
-
 
 MODEL_PARAMETERS = ('model_path', 'labels_path', 'input_size', 'input_channels', 'mean', 'std',
                     'resize', 'crop_fraction', 'output_kind', 'providers', 'allow_cpu_fallback',
                     'device_id', 'tensorrt_fp16', 'tensorrt_cache_dir', 'threads',
                     'cpu_spin_wait')
-
-
-def unknown_parameters(names: Iterable[str]) -> str | None:
-    """
-    Describe overrides of undeclared parameters, each with the closest declared name.
-
-    ROS ignores an override of an undeclared parameter without a word, so a misspelt
-    ``-p imput_size:=224`` would silently do nothing. None when ``names`` is empty.
-    """
-    unknown = sorted(set(names))
-    if not unknown:
-        return None
-    described = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, BY_NAME, n=1, cutoff=0.6)
-        described.append(f'{name} (did you mean {close[0]}?)' if close else name)
-    return (f'ignoring parameters this node does not have: {", ".join(described)}; '
-            f'`ros2 param list` shows the declared ones')
 
 
 def preprocessing_overrides(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,17 +10,11 @@ offline evaluation can reproduce the exact pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from dataclasses import Field
-from dataclasses import field
-from dataclasses import fields
 import sys
 import time
 
 import cv2
-from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets.frame_sources import CaptureFrames
-from dl_perception.datasets.frame_sources import check_source
 from dl_perception.datasets.frame_sources import IndexedFrames
 from dl_perception.datasets.frame_sources import open_frames
 from dl_perception.datasets.frame_sources import render_frame
@@ -28,16 +22,13 @@ from dl_perception.datasets.frame_sources import SourceFrame
 from dl_perception.datasets.frame_sources import SourceOptions
 from dl_perception.ros.image_conversion import compressed_msg
 from dl_perception.ros.image_conversion import image_to_msg
+from dl_perception.ros.image_source_parameters import PARAMETERS
+from dl_perception.ros.image_source_parameters import Settings
 from dl_perception.ros.spinning import run_node
 from dl_perception.ros.vision_messages import classification_msg
-from rcl_interfaces.msg import FloatingPointRange
-from rcl_interfaces.msg import IntegerRange
-from rcl_interfaces.msg import ParameterDescriptor
-from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from rclpy.task import Future
@@ -48,79 +39,10 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Classification
 
 NODE_NAME = 'image_source'
-INT32_MAX = 2 ** 31 - 1
 RATE_LOG_PERIOD_S = 5.0
 ACK_TIMEOUT_S = 5.0
 MATCH_SETTLE_S = 0.3
-CHOICES = {
-    'encoding': ('bgr8', 'rgb8', 'mono8'),
-    'compression': ('jpeg', 'png'),
-    'reliability': ('reliable', 'best_effort'),
-}
 _FROM_BGR = {'bgr8': None, 'rgb8': cv2.COLOR_BGR2RGB, 'mono8': cv2.COLOR_BGR2GRAY}
-
-
-def _param(default: object, description: str, low: float | None = None,
-           high: float | None = None) -> Field:
-    """Declare a Settings field: its default, description and optional inclusive range."""
-    return field(default=default, metadata={'description': description, 'range': (low, high)})
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The node's parameters (all read once at start), with their defaults."""
-
-    source: str = _param('fashion-mnist:test', "what to replay: 'fashion-mnist:test' or "
-                         "'fashion-mnist:train', 'folder:/path', 'video:/path.mp4' or 'camera:0'")
-    dataset_root: str = _param(str(FASHION_MNIST_ROOT), 'folder holding the Fashion-MNIST IDX '
-                               'files (apt-get install dataset-fashion-mnist)')
-    width: int = _param(640, 'output frame width in pixels; 0 keeps the native size', 0, 16384)
-    height: int = _param(480, 'output frame height in pixels; 0 keeps the native size', 0, 16384)
-    rate_hz: float = _param(30.0, 'frames per second (> 0)', 0.0, 1000.0)
-    loop: bool = _param(False, 'start again at the first frame when the source ends')
-    max_frames: int = _param(0, 'stop after this many frames; 0 sends them all', 0, INT32_MAX)
-    start_index: int = _param(0, 'index of the first frame sent', 0, INT32_MAX)
-    shuffle: bool = _param(False, 'send dataset or folder images in a random order')
-    seed: int = _param(0, 'seed of the shuffled order', 0, INT32_MAX)
-    encoding: str = _param('bgr8', 'raw image encoding: bgr8, rgb8 or mono8')
-    compressed: bool = _param(False, 'publish sensor_msgs/CompressedImage on image/compressed')
-    compression: str = _param('jpeg', 'compressed format: jpeg or png')
-    jpeg_quality: int = _param(90, 'JPEG quality', 1, 100)
-    frame_id: str = _param('camera', 'frame_id of every header')
-    reliability: str = _param('reliable', 'image QoS reliability: reliable or best_effort')
-    exit_when_done: bool = _param(True, 'shut down (exit code 0) once the last frame is sent')
-    startup_delay: float = _param(1.0, 'seconds to wait before the first frame', 0.0, 3600.0)
-    wait_for_subscribers: int = _param(0, 'subscriber nodes (of image or ground_truth) to wait '
-                                       'for before the first frame', 0, 1000)
-    wait_timeout: float = _param(10.0, 'seconds after start to stop waiting for subscribers',
-                                 0.0, 3600.0)
-
-
-def _descriptor(setting: Field) -> ParameterDescriptor:
-    """Build the read-only ParameterDescriptor of one Settings field."""
-    descriptor = ParameterDescriptor(description=setting.metadata['description'], read_only=True)
-    low, high = setting.metadata['range']
-    if isinstance(setting.default, float) and low is not None:
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=float(low), to_value=float(high), step=0.0)]
-    elif isinstance(setting.default, int) and not isinstance(setting.default, bool) and (
-            low is not None):
-        descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
-    if setting.name in CHOICES:
-        descriptor.additional_constraints = 'one of: ' + ', '.join(CHOICES[setting.name])
-    return descriptor
-
-
-def _problem(parameter: Parameter) -> str | None:
-    """Return why a parameter value is unacceptable, or None when it is fine."""
-    if parameter.name in CHOICES and parameter.value not in CHOICES[parameter.name]:
-        return (f'{parameter.name} must be one of {", ".join(CHOICES[parameter.name])}, '
-                f'got {parameter.value!r}')
-    if parameter.name == 'rate_hz' and not parameter.value > 0.0:
-        return f'rate_hz must be > 0, got {parameter.value}'
-    if parameter.name == 'source':
-        return check_source(parameter.value)
-    return None
 
 
 class ImageSourceNode(Node):
@@ -130,12 +52,7 @@ class ImageSourceNode(Node):
         # Set first: rclpy destroys a node whose constructor failed, calling destroy_node.
         self.frames: IndexedFrames | CaptureFrames | None = None
         super().__init__(NODE_NAME, **kwargs)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        values = {}
-        for setting in fields(Settings):
-            values[setting.name] = self.declare_parameter(
-                setting.name, setting.default, _descriptor(setting)).value
-        self.settings = settings = Settings(**values)
+        self.settings = settings = Settings(**PARAMETERS.declare(self))
         self.frames = open_frames(SourceOptions(
             settings.source, settings.dataset_root, settings.loop, settings.shuffle,
             settings.seed, settings.start_index))
@@ -172,14 +89,6 @@ class ImageSourceNode(Node):
     def sent(self) -> int:
         """Return how many frames were published so far."""
         return self._sent
-
-    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Reject any value the node cannot use, with the reason."""
-        for parameter in parameters:
-            problem = _problem(parameter)
-            if problem:
-                return SetParametersResult(successful=False, reason=problem)
-        return SetParametersResult(successful=True)
 
     def _subscribers_ready(self) -> bool:
         """Return True when enough subscriber nodes are known and all of them are matched."""
