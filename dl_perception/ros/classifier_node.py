@@ -11,12 +11,13 @@ is waiting in one batch. Topics (relative, remappable): inputs from ``image_topi
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 import sys
 import threading
 import time
 import traceback
+from types import MappingProxyType
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -28,11 +29,9 @@ from dl_perception.inference.providers import PROVIDER_NAMES
 from dl_perception.inference.providers import provider_request
 from dl_perception.inference.providers import ProviderError
 from dl_perception.ros import vision_messages
-from dl_perception.ros.classifier_parameters import check_parameter
 from dl_perception.ros.classifier_parameters import classifier_from_parameters
 from dl_perception.ros.classifier_parameters import MODEL_PARAMETERS
 from dl_perception.ros.classifier_parameters import PARAMETERS
-from dl_perception.ros.classifier_parameters import unknown_parameters
 from dl_perception.ros.frame_processor import FrameProcessor
 from dl_perception.ros.frame_processor import ProcessingSettings
 from dl_perception.ros.image_conversion import check_compressed_msg
@@ -85,35 +84,46 @@ class _Input:
     foreign_types: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """
+    Every parameter value, and the worker's typed view of them: one snapshot, swapped whole.
+
+    The worker and the diagnostics read one snapshot per use, so a change made meanwhile can
+    never mix old and new values.
+    """
+
+    values: Mapping[str, Any]
+    processing: ProcessingSettings
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> _Settings:
+        """Freeze a copy of ``values`` with its ProcessingSettings."""
+        return cls(MappingProxyType(dict(values)), ProcessingSettings.from_parameters(values))
+
+
 class ClassifierNode(LifecycleNode):
     """Serve one ONNX classifier to every configured camera topic."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('classifier', **kwargs)
-        for parameter in PARAMETERS:
-            self.declare_parameter(parameter.name, parameter.default, parameter.descriptor())
-        self._values = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
-        problems = [reason for name, value in self._values.items()
-                    if (reason := check_parameter(name, value))]
-        if problems:
-            raise ValueError('; '.join(problems))
-        self._unknown_parameters = unknown_parameters(
+        self._settings = _Settings.from_values(PARAMETERS.declare(self))
+        self._unknown_parameters = PARAMETERS.unknown(
             name for name in self._parameter_overrides if not self.has_parameter(name))
         if self._unknown_parameters:
             self.get_logger().warning(self._unknown_parameters)
         self._log_forwarding = PythonLogForwarding(self.get_logger())
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._settings = ProcessingSettings.from_parameters(self._values)
         self._statistics = NodeStatistics()
         self._frames = LatestFrames()
         self._processor = FrameProcessor(self._statistics, self._reject)
-        self._processor.reset_smoothing(self._values['smoothing'])
+        self._processor.reset_smoothing(self._settings.processing.smoothing)
         self._classifier: Classifier | None = None
         self._model_lock = threading.Lock()
         self._database_version = 0
         self._problem = 'not configured'
-        self._input_topics = [self.resolve_topic_name(t) for t in self._values['image_topics']
-                              if t]
+        self._input_topics = [self.resolve_topic_name(t)
+                              for t in self._settings.values['image_topics'] if t]
         self._inputs: dict[str, _Input] = {}
         self._outputs: dict[str, Any] = {}
         self._worker: threading.Thread | None = None
@@ -121,7 +131,8 @@ class ClassifierNode(LifecycleNode):
         self._wake = threading.Event()
         self._graph_timer = None
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(self._values['diagnostics_period'], self._publish_diagnostics)
+        self.create_timer(self._settings.values['diagnostics_period'],
+                          self._publish_diagnostics)
         self.create_service(Trigger, '~/reload', self._on_reload)
 
     # lifecycle -------------------------------------------------------------------------
@@ -129,7 +140,7 @@ class ClassifierNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model and create the publishers; FAILURE (with the reason) if it fails."""
         try:
-            classifier = classifier_from_parameters(self._values)
+            classifier = classifier_from_parameters(self._settings.values)
         except MODEL_ERRORS as error:
             self._problem = f'cannot load the model: {error}'
             self.get_logger().error(self._problem)
@@ -212,7 +223,7 @@ class ClassifierNode(LifecycleNode):
         with self._model_lock:
             self._classifier = classifier
             self._database_version += 1
-            self._processor.reset_smoothing(self._values['smoothing'])
+            self._processor.reset_smoothing(self._settings.processing.smoothing)
 
     def _announce_labels(self) -> None:
         """Publish LabelInfo (latched): the class map and the threshold in force."""
@@ -220,7 +231,7 @@ class ClassifierNode(LifecycleNode):
             return
         self._outputs['label_info'].publish(vision_messages.label_info_msg(
             Header(stamp=self.get_clock().now().to_msg()), self._classifier.labels,
-            self._values['score_threshold']))
+            self._settings.processing.score_threshold))
 
     def _announce_model(self) -> None:
         """Publish LabelInfo and VisionInfo (latched) for the model now serving."""
@@ -241,7 +252,7 @@ class ClassifierNode(LifecycleNode):
             response.success, response.message = False, 'not configured: nothing to reload'
             return response
         try:
-            classifier = classifier_from_parameters(self._values)
+            classifier = classifier_from_parameters(self._settings.values)
         except MODEL_ERRORS as error:
             response.success = False
             response.message = f'reload failed, the previous model keeps serving: {error}'
@@ -263,13 +274,12 @@ class ClassifierNode(LifecycleNode):
         batch); if that fails the change is refused with the reason and the old model keeps
         serving. Any change wakes the worker, so a new max_rate_hz applies at once.
         """
-        proposed = dict(self._values)
-        for parameter in parameters:
-            reason = check_parameter(parameter.name, parameter.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-            proposed[parameter.name] = parameter.value
-        model_changed = any(proposed[n] != self._values[n] for n in MODEL_PARAMETERS)
+        reason = PARAMETERS.check_changes(parameters)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        current = self._settings.values
+        proposed = {**current, **{parameter.name: parameter.value for parameter in parameters}}
+        model_changed = any(proposed[n] != current[n] for n in MODEL_PARAMETERS)
         classifier = None
         if model_changed and self._classifier is not None:
             try:
@@ -277,10 +287,9 @@ class ClassifierNode(LifecycleNode):
             except MODEL_ERRORS as error:
                 return SetParametersResult(successful=False, reason=(
                     f'the new model does not load, the previous one keeps serving: {error}'))
-        smoothing_changed = proposed['smoothing'] != self._values['smoothing']
-        threshold_changed = proposed['score_threshold'] != self._values['score_threshold']
-        self._values = proposed
-        self._settings = ProcessingSettings.from_parameters(proposed)
+        smoothing_changed = proposed['smoothing'] != current['smoothing']
+        threshold_changed = proposed['score_threshold'] != current['score_threshold']
+        self._settings = _Settings.from_values(proposed)
         if classifier is not None:
             self._install(classifier)
             self._announce_model()
@@ -299,7 +308,7 @@ class ClassifierNode(LifecycleNode):
         for topic in self._input_topics:
             publishers = self.get_publishers_info_by_topic(topic)
             current = self._inputs.get(topic)
-            reliability = choose_reliability(self._values['reliability'], publishers,
+            reliability = choose_reliability(self._settings.values['reliability'], publishers,
                                              current.reliability if current else None)
             if current is None or current.reliability != reliability:
                 current = self._subscribe(topic, reliability, current)
@@ -315,7 +324,7 @@ class ClassifierNode(LifecycleNode):
                      else 'sensor_msgs/msg/Image')
         subscription = self.create_subscription(
             INPUT_TYPES[type_name], topic, lambda msg, topic=topic: self._on_image(topic, msg),
-            input_qos(reliability, self._values['queue_depth']))
+            input_qos(reliability, self._settings.values['queue_depth']))
         self._inputs[topic] = _Input(subscription, reliability, type_name)
         self.get_logger().info(f'subscribed to {topic} as {type_name} '
                                f'({reliability.name.lower()})')
@@ -326,7 +335,7 @@ class ClassifierNode(LifecycleNode):
         self._statistics.on_received(topic)
         check = check_compressed_msg if isinstance(msg, CompressedImage) else check_image_msg
         try:
-            check(msg, self._settings.max_image_pixels)
+            check(msg, self._settings.processing.max_image_pixels)
         except ImageConversionError as error:
             self._reject(topic, str(error))
             return
@@ -370,7 +379,7 @@ class ClassifierNode(LifecycleNode):
     def _pause_for_rate(self, started: float) -> None:
         """Wait out the rest of the max_rate_hz period; a parameter change or stop wakes."""
         while not self._stop.is_set():
-            rate = self._settings.max_rate_hz
+            rate = self._settings.processing.max_rate_hz
             remaining = 1.0 / rate - (time.monotonic() - started) if rate > 0 else 0.0
             if remaining <= 0:
                 return
@@ -381,7 +390,7 @@ class ClassifierNode(LifecycleNode):
         """Classify one batch with the current model and publish every result."""
         with self._model_lock:
             classifier = self._classifier
-        settings = self._settings
+        settings = self._settings.processing
         overlay = self._outputs['overlay']
         want_overlay = settings.publish_overlay and overlay.get_subscription_count() > 0
         results = self._processor.process(classifier, frames, settings, want_overlay)
@@ -403,8 +412,9 @@ class ClassifierNode(LifecycleNode):
 
     def _stall_window(self) -> float:
         """Seconds of input without output after which the node reports itself blind."""
-        rate = self._settings.max_rate_hz
-        return (max(STALL_PERIODS * self._values['diagnostics_period'], STALL_MIN_S)
+        settings = self._settings
+        rate = settings.processing.max_rate_hz
+        return (max(STALL_PERIODS * settings.values['diagnostics_period'], STALL_MIN_S)
                 + (1.0 / rate if rate > 0 else 0.0))
 
     def _health(self) -> tuple[bytes, str]:
@@ -419,7 +429,8 @@ class ClassifierNode(LifecycleNode):
             errors += found_errors
             warnings += found_warnings
         in_use = self._classifier.providers_in_use
-        wanted_gpu = [PROVIDER_NAMES[n] for n in self._values['providers'] if n in GPU_PROVIDERS]
+        wanted_gpu = [PROVIDER_NAMES[n] for n in self._settings.values['providers']
+                      if n in GPU_PROVIDERS]
         if wanted_gpu and not set(wanted_gpu) & set(in_use):
             warnings.append('running on the CPU: no requested GPU provider started')
         if self._unknown_parameters:
@@ -455,7 +466,7 @@ class ClassifierNode(LifecycleNode):
         values = {'model': str(self._classifier.path) if self._classifier else 'none',
                   'providers in use': ', '.join(self._classifier.providers_in_use)
                   if self._classifier else 'none',
-                  'providers asked for': provider_request(self._values['providers']),
+                  'providers asked for': provider_request(self._settings.values['providers']),
                   'database version': str(self._database_version)}
         values.update(self._statistics.report(self._frames.dropped))
         status = diagnostic_status(self.get_fully_qualified_name(), values['model'], level,
