@@ -21,13 +21,14 @@ import time
 from dl_perception.inference.scoreboard import format_summary
 from dl_perception.inference.scoreboard import FrameKey
 from dl_perception.inference.scoreboard import Scoreboard
+from dl_perception.ros.spinning import run_node
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from rclpy.task import Future
+from rclpy.time import Time
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification
 from vision_msgs.msg import LabelInfo
@@ -37,7 +38,7 @@ WATCH_PERIOD_S = 0.1
 
 def frame_key(header: Header) -> FrameKey:
     """Return the key that pairs a result with its truth: (stamp in ns, frame_id)."""
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec, header.frame_id
+    return Time.from_msg(header.stamp).nanoseconds, header.frame_id
 
 
 def top1(msg: Classification, names: dict[str, str] | None = None) -> str | None:
@@ -168,22 +169,15 @@ def run(args: argparse.Namespace) -> int:
         print_every=args.print_every, json=args.json)
     scoreboard = Scoreboard()
     reason = 'interrupted'
-    rclpy.init()
-    node = None
-    try:
-        node = MonitorNode(scoreboard, options)
+
+    def spin(node: MonitorNode) -> None:
+        nonlocal reason
         rclpy.spin_until_future_complete(node, node.done)
         reason = node.done.result() or reason
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # A signal shut the context down under the executor (RCLError): a requested stop.
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+
+    status = run_node(lambda: MonitorNode(scoreboard, options), name='monitor', spin=spin)
+    if status:
+        return status
     summary = scoreboard.summary()
     print(format_summary(summary, reason), flush=True)
     if options.json is not None:
