@@ -165,8 +165,9 @@ def test_video_source_loops(ros_env, tmp_path):
 
 @pytest.mark.ros
 def test_missing_dataset_fails_with_how_to_install(ros_env, tmp_path):
-    result = run_node(ros_env, f'dataset_root:={tmp_path / "nowhere"}')
+    result = run_node(ros_env, f'dataset_root:={tmp_path / "nowhere"}', 'rate_hs:=5.0')
     assert result.returncode == 1
+    assert 'rate_hs (did you mean rate_hz?)' in result.stderr  # said before the failure
     assert str(tmp_path / 'nowhere') in result.stderr
     assert 'apt-get install dataset-fashion-mnist' in result.stderr
     assert 'Traceback' not in result.stderr
