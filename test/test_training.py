@@ -15,6 +15,7 @@ import time
 from dl_perception.training.checkpoint import load_checkpoint
 from dl_perception.training.config import parse_config
 from dl_perception.training.data import load_data
+from dl_perception.training.step import weighted_layers
 from dl_perception.training.trainer import Trainer
 import pytest
 import torch
@@ -213,7 +214,7 @@ def test_regularizers_run_together(tmp_path):
                           'data.augment.random_erasing=0.5')
     trainer = Trainer(config, tmp_path / 'reg')
     trainer.fit()
-    for _, weight in trainer.steps.layers:
+    for _, weight in weighted_layers(trainer.model):
         rows = weight.detach().flatten(1)
         assert float((rows ** 2).sum(dim=1).max()) <= 2.0 + 1e-5
 
@@ -336,7 +337,7 @@ def test_gradient_norms_show_vanishing_gradients_with_sigmoid(tmp_path):
         trainer = Trainer(config, tmp_path / activation)
         trainer.fit()
         norms = torch.tensor(trainer.state.grad_norms)
-        assert trainer.steps.layer_names[0] == 'features.0'
+        assert weighted_layers(trainer.model)[0][0] == 'features.0'
         ratios[activation] = float((norms[:, 0] / norms[:, -1]).median())
         assert (tmp_path / activation / 'plots' / 'gradient_norms.png').exists()
     # measured: sigmoid ~2e-9, relu ~7e-2

@@ -1,15 +1,14 @@
 """
 VGG configurations A, A-LRN, B, C, D and E (Simonyan and Zisserman 2015), as data.
 
-One table of configurations and one make_layers; every variant is registered from the table,
-with and without batch norm. Built on torchvision.models.VGG, and make_layers indexes its
+One table of configurations and one make_layers; each variant, with and without batch norm, is
+a builder of its own (``vgg16``, ``vgg16_bn``, ...) as in torchvision, so a name found in a
+config can be found here. Built on torchvision.models.VGG, and make_layers indexes its
 nn.Sequential like torchvision's, so A/B/D/E (vgg11/13/16/19, and their _bn) load
 torchvision's state dicts.
 """
 
 from __future__ import annotations
-
-from functools import partial
 
 from dl_perception.models.activations import create_activation
 from dl_perception.models.activations import replace_activations
@@ -37,8 +36,6 @@ VGG_CONFIGS: dict[str, list[LayerSpec]] = {
           512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M'],
 }
 
-_NAMES = {'vgg11': 'A', 'vgg11_lrn': 'A-LRN', 'vgg13': 'B', 'vgg16_c': 'C', 'vgg16': 'D',
-          'vgg19': 'E'}
 _SMALL_HIDDEN = 512
 
 
@@ -123,6 +120,73 @@ def build_vgg(configuration: str, batch_norm: bool, config: ModelConfig) -> VGG:
     return model
 
 
-for _name, _configuration in _NAMES.items():
-    register_model(_name)(partial(build_vgg, _configuration, False))
-    register_model(f'{_name}_bn')(partial(build_vgg, _configuration, True))
+@register_model('vgg11')
+def vgg11(config: ModelConfig) -> VGG:
+    """VGG-11, configuration A: 8 convolutions."""
+    return build_vgg('A', False, config)
+
+
+@register_model('vgg11_bn')
+def vgg11_bn(config: ModelConfig) -> VGG:
+    """VGG-11 (A) with batch norm."""
+    return build_vgg('A', True, config)
+
+
+@register_model('vgg11_lrn')
+def vgg11_lrn(config: ModelConfig) -> VGG:
+    """VGG-11 with local response normalization after its first convolution (A-LRN)."""
+    return build_vgg('A-LRN', False, config)
+
+
+@register_model('vgg11_lrn_bn')
+def vgg11_lrn_bn(config: ModelConfig) -> VGG:
+    """VGG-11 (A-LRN) with batch norm."""
+    return build_vgg('A-LRN', True, config)
+
+
+@register_model('vgg13')
+def vgg13(config: ModelConfig) -> VGG:
+    """VGG-13, configuration B: 10 convolutions."""
+    return build_vgg('B', False, config)
+
+
+@register_model('vgg13_bn')
+def vgg13_bn(config: ModelConfig) -> VGG:
+    """VGG-13 (B) with batch norm."""
+    return build_vgg('B', True, config)
+
+
+@register_model('vgg16_c')
+def vgg16_c(config: ModelConfig) -> VGG:
+    """VGG-16 with 1x1 convolutions in its last three blocks (configuration C)."""
+    return build_vgg('C', False, config)
+
+
+@register_model('vgg16_c_bn')
+def vgg16_c_bn(config: ModelConfig) -> VGG:
+    """VGG-16 (C) with batch norm."""
+    return build_vgg('C', True, config)
+
+
+@register_model('vgg16')
+def vgg16(config: ModelConfig) -> VGG:
+    """VGG-16, configuration D: 13 3x3 convolutions."""
+    return build_vgg('D', False, config)
+
+
+@register_model('vgg16_bn')
+def vgg16_bn(config: ModelConfig) -> VGG:
+    """VGG-16 (D) with batch norm."""
+    return build_vgg('D', True, config)
+
+
+@register_model('vgg19')
+def vgg19(config: ModelConfig) -> VGG:
+    """VGG-19, configuration E: 16 convolutions."""
+    return build_vgg('E', False, config)
+
+
+@register_model('vgg19_bn')
+def vgg19_bn(config: ModelConfig) -> VGG:
+    """VGG-19 (E) with batch norm."""
+    return build_vgg('E', True, config)

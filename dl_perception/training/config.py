@@ -3,7 +3,8 @@ The training configuration: frozen dataclasses, validated before any work starts
 
 YAML files and ``--set key=value`` overrides are turned into these classes by ``parse_config``;
 every field carries its help text, which ``dl-perception train --help`` prints. A bad key or
-value (a non-finite number included) fails here, naming the key and what is allowed.
+value (a non-finite number included) fails here, naming the key and what is allowed. Allowed
+names and shared bounds are read from the tables that build the objects, so they cannot drift.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import math
 import typing
 from typing import Any
 
+from dl_perception.models.activations import ACTIVATIONS
+from dl_perception.preprocessing.spec import RESIZE_POLICIES
+from dl_perception.training.optimizers import MOMENTUM_BOUNDS
+from dl_perception.training.optimizers import OPTIMIZER_NAMES
+from dl_perception.training.schedules import SCHEDULE_NAMES
 import yaml
 
-OPTIMIZERS = ('gd', 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw')
-SCHEDULES = ('constant', 'exponential', 'step', 'cosine', 'plateau')
 DATASETS = ('fashion-mnist', 'folder')
-RESIZE_POLICIES = ('stretch', 'center_crop', 'letterbox')
 
 
 def option(default: Any, help_text: str, choices: tuple | None = None) -> Any:
@@ -33,13 +36,15 @@ def option(default: Any, help_text: str, choices: tuple | None = None) -> Any:
 
 
 def _check_range(section: str, name: str, value: float | None, low: float | None = None,
-                 high: float | None = None, low_open: bool = False) -> None:
+                 high: float | None = None, low_open: bool = False,
+                 high_open: bool = False) -> None:
     if value is None:
         return
     too_low = low is not None and (value <= low if low_open else value < low)
-    if too_low or (high is not None and value > high):
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
         bounds = [f'{">" if low_open else ">="} {low}' if low is not None else '',
-                  f'<= {high}' if high is not None else '']
+                  f'{"<" if high_open else "<="} {high}' if high is not None else '']
         key = f'{section}.{name}' if section else name
         raise ValueError(f'{key} = {value} is out of range: expected '
                          f'{" and ".join(b for b in bounds if b)}')
@@ -50,8 +55,7 @@ class ModelConfig:
     """Which network to build."""
 
     name: str = option('lenet', 'architecture name (see dl_perception.models.list_models())')
-    activation: str = option('relu', 'hidden-layer activation', (
-        'linear', 'sigmoid', 'tanh', 'relu', 'softplus', 'leaky_relu', 'prelu', 'elu', 'swish'))
+    activation: str = option('relu', 'hidden-layer activation', tuple(ACTIVATIONS))
     batch_norm: bool | None = option(None, 'batch normalization; null = the family default')
     dropout: float | None = option(None, 'dropout probability; null = the family default')
     options: dict = option({}, 'family-specific builder options, e.g. {inception: naive}')
@@ -120,7 +124,8 @@ class DataConfig:
 class OptimizerConfig:
     """The update rule."""
 
-    name: str = option('momentum', 'optimizer; gd = full batch, one step per epoch', OPTIMIZERS)
+    name: str = option('momentum', 'optimizer; gd = full batch, one step per epoch',
+                       OPTIMIZER_NAMES)
     lr: float = option(0.05, 'initial learning rate')
     momentum: float = option(0.9, 'momentum / nesterov: momentum coefficient')
     betas: list = option([0.9, 0.999], 'adam / adamw: moment decay rates')
@@ -129,7 +134,7 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         _check_range('optimizer', 'lr', self.lr, 0.0, low_open=True)
-        _check_range('optimizer', 'momentum', self.momentum, 0.0, 0.999)
+        _check_range('optimizer', 'momentum', self.momentum, *MOMENTUM_BOUNDS, high_open=True)
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f'optimizer.betas = {self.betas}: expected two values in [0, 1)')
 
@@ -138,7 +143,7 @@ class OptimizerConfig:
 class ScheduleConfig:
     """How the learning rate changes."""
 
-    name: str = option('constant', 'schedule', SCHEDULES)
+    name: str = option('constant', 'schedule', SCHEDULE_NAMES)
     decay: float = option(0.95, 'exponential: lr_t = max(lr_0 * decay^t, lr_min)')
     per: str = option('epoch', 'exponential: t counts', ('step', 'epoch'))
     lr_min: float = option(0.0, 'floor of exponential / cosine / plateau')

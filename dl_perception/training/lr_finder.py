@@ -42,7 +42,6 @@ def run_range_test(trainer: Trainer, lr_min: float, lr_max: float, steps: int) -
         raise ValueError(f'need 0 < lr_min < lr_max, got {lr_min} and {lr_max}')
     if steps < 5:
         raise ValueError(f'steps must be at least 5, got {steps}')
-    runner = trainer.steps
     trainer.model.train()
     batches = itertools.chain.from_iterable(trainer.train_loader(e) for e in itertools.count())
     rates, losses = [], []
@@ -51,7 +50,7 @@ def run_range_test(trainer: Trainer, lr_min: float, lr_max: float, steps: int) -
         rate = lr_min * (lr_max / lr_min) ** (step / (steps - 1))
         for group in trainer.optimizer.param_groups:
             group['lr'] = rate
-        _, loss = runner.forward(images, targets)
+        _, loss = trainer.forward(images, targets)
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()

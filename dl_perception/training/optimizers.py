@@ -43,6 +43,9 @@ import math
 
 import torch
 
+# momentum must lie in [low, high): shared with the training config's validation.
+MOMENTUM_BOUNDS = (0.0, 1.0)
+
 
 @dataclass(frozen=True)
 class _Settings:
@@ -58,8 +61,9 @@ class _Settings:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f'lr must be a finite number > 0, got {self.lr!r}')
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f'momentum must be in [0, 1), got {self.momentum!r}')
+        low, high = MOMENTUM_BOUNDS
+        if not low <= self.momentum < high:
+            raise ValueError(f'momentum must be in [{low:g}, {high:g}), got {self.momentum!r}')
         if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
             raise ValueError(f'betas must be two numbers in [0, 1), got {self.betas!r}')
         if not self.eps > 0:
@@ -91,6 +95,11 @@ OPTIMIZER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 _OWN_WEIGHT_DECAY = frozenset({'adamw'})
 
 
+def owns_weight_decay(name: str) -> bool:
+    """Return whether optimizer ``name`` applies weight decay itself (else the trainer does)."""
+    return name in _OWN_WEIGHT_DECAY
+
+
 def create_optimizer(name: str, params: Iterable, *, lr: float, momentum: float = 0.9,
                      betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                      alpha: float = 0.99, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -116,7 +125,7 @@ def create_optimizer(name: str, params: Iterable, *, lr: float, momentum: float 
         raise ValueError(f'unknown optimizer {name!r}; choose one of {", ".join(OPTIMIZER_NAMES)}')
     settings = _Settings(lr=lr, momentum=momentum, betas=tuple(betas), eps=eps, alpha=alpha,
                          weight_decay=weight_decay)
-    if weight_decay != 0 and name not in _OWN_WEIGHT_DECAY:
+    if weight_decay != 0 and not owns_weight_decay(name):
         raise ValueError(
             f'optimizer {name!r} takes no weight_decay (got {weight_decay!r}); only '
             f'{", ".join(sorted(_OWN_WEIGHT_DECAY))} does: use the decoupled weight decay or the '

@@ -1,25 +1,29 @@
 """
 One epoch of optimizer steps: forward, loss and penalties, backward, update, constraints.
 
-Also watches for divergence (a non-finite loss, or a smoothed loss far above the first one)
-and records the learning rate and per-layer gradient norms as it goes.
+``train_one_epoch`` takes every piece it uses as an argument and returns what the epoch
+produced (``EpochRecord``); the caller keeps the run's state. It also watches for divergence
+(a non-finite loss, or a smoothed loss far above the first one) and records the learning rate
+and per-layer gradient norms as it goes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
 import math
 import time
-from typing import TYPE_CHECKING
 
+from dl_perception.training.config import RegularizationConfig
+from dl_perception.training.distributed import DistributedContext
 from dl_perception.training.regularization import apply_max_norm_
 from dl_perception.training.regularization import decoupled_weight_decay_
 from dl_perception.training.regularization import weight_penalty
+from dl_perception.training.schedules import LearningRateSchedule
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from dl_perception.training.trainer import Trainer
 
 LOSS_SMOOTHING = 0.1
 
@@ -33,114 +37,173 @@ class Diverged(Exception):
 
 
 def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """Weights of every convolution and linear layer, input side first."""
+    """Weights of every trainable convolution and linear layer, input side first."""
     return [(name, module.weight) for name, module in model.named_modules()
             if isinstance(module, (nn.Conv2d, nn.Linear)) and module.weight.requires_grad]
 
 
-class StepRunner:
-    """Runs the batches of an epoch for a Trainer (which owns every piece it uses)."""
+@dataclass(frozen=True)
+class ForwardPass:
+    """Normalize a uint8 batch on the device, run the network and score it."""
 
-    def __init__(self, trainer: Trainer, network: nn.Module, trainable: list[nn.Parameter],
-                 dtype: torch.dtype | None) -> None:
-        self.trainer, self.network, self.trainable, self.dtype = trainer, network, trainable, dtype
-        config = trainer.config
-        self.criterion = nn.CrossEntropyLoss(
-            label_smoothing=config.regularization.label_smoothing)
-        self.layers = weighted_layers(trainer.model)
-        self.layer_names = [name for name, _ in self.layers]
-        self.smoothed_loss: float | None = None
-        regularization = config.regularization
-        # Without coefficients the penalty is a constant 0: skip walking the modules per step.
-        self.penalized = bool(regularization.l1 or regularization.l2)
+    network: nn.Module
+    criterion: nn.Module
+    normalizer: nn.Module
+    device: torch.device
+    channels_last: bool
+    dtype: torch.dtype | None
 
-    def run_epoch(self, batches: Iterable, sample_count: int) -> dict:
-        """Train on every batch; returns loss, accuracy and throughput of the epoch."""
-        trainer = self.trainer
-        full_batch = trainer.full_batch
-        loss_sum, correct, seen = 0.0, 0, 0
-        self.smoothed_loss = None
-        trainer.optimizer.zero_grad(set_to_none=True)
-        started = time.perf_counter()
-        for images, targets in batches:
-            logits, data_loss = self.forward(images, targets)
-            loss_value = self._watch(data_loss)
-            if full_batch:
-                loss = data_loss * (len(targets) / sample_count)
-            elif self.penalized:
-                loss = data_loss + self._penalty()
-            else:
-                loss = data_loss
-            trainer.scaler.scale(loss).backward()
-            if not full_batch:
-                self._update()
-            loss_sum += loss_value * len(targets)
-            correct += int((logits.argmax(dim=1) == targets.to(logits.device)).sum())
-            seen += len(targets)
-            if hasattr(batches, 'set_postfix') and seen % (20 * len(targets)) < len(targets):
-                rate = seen / (time.perf_counter() - started)
-                batches.set_postfix(loss=f'{loss_sum / seen:.4f}', img_s=f'{rate:.0f}')
-        if full_batch:
-            if self.penalized:
-                trainer.scaler.scale(self._penalty()).backward()
-            self._update()
-        seconds = time.perf_counter() - started
-        world = trainer.context.world_size
-        return {'train_loss': loss_sum / max(seen, 1), 'train_accuracy': correct / max(seen, 1),
-                'images_per_s': seen * world / seconds, 'epoch_seconds': seconds}
-
-    def forward(self, images: torch.Tensor, targets: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalize a uint8 batch and run the network; returns logits and the data loss."""
-        trainer = self.trainer
-        inputs = trainer.normalizer(images.to(trainer.device, non_blocking=True))
-        if trainer.channels_last:
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the logits and the data loss of one batch."""
+        inputs = self.normalizer(images.to(self.device, non_blocking=True))
+        if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        targets = targets.to(trainer.device, non_blocking=True)
-        with torch.autocast(trainer.device.type, dtype=self.dtype or torch.float32,
+        targets = targets.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
                             enabled=self.dtype is not None):
             logits = self.network(inputs)
         return logits, self.criterion(logits.float(), targets)
 
-    def _penalty(self) -> torch.Tensor:
-        regularization = self.trainer.config.regularization
-        return weight_penalty(self.trainer.model, l1=regularization.l1, l2=regularization.l2)
 
-    def _watch(self, loss: torch.Tensor) -> float:
-        """Return the loss as a float; raise Diverged when any process sees it blow up."""
-        state, value = self.trainer.state, float(loss.detach())
-        if state.reference_loss is None and math.isfinite(value):
-            state.reference_loss = value
-        previous = self.smoothed_loss
-        self.smoothed_loss = value if previous is None else (
-            (1 - LOSS_SMOOTHING) * previous + LOSS_SMOOTHING * value)
-        limit = self.trainer.config.divergence.explode_factor * (state.reference_loss or math.inf)
-        blown = not math.isfinite(value) or self.smoothed_loss > limit
-        if self.trainer.context.any_rank(blown):
-            raise Diverged(state.global_step, value)
-        return value
+@dataclass(frozen=True)
+class StepRules:
+    """
+    What every step does around the optimizer's update, read from the config once.
 
-    def _update(self) -> None:
-        """Clip, decay, step, constrain; then advance the schedule and the records."""
-        trainer = self.trainer
-        config, state = trainer.config, trainer.state
-        trainer.scaler.unscale_(trainer.optimizer)
-        if config.regularization.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.trainable, config.regularization.grad_clip)
-        if state.global_step % config.grad_norm_every == 0 or trainer.full_batch:
-            state.grad_steps.append(state.global_step)
-            state.grad_norms.append([
+    ``weight_decay`` is the decoupled decay applied here: 0 for an optimizer that owns it.
+    ``full_batch`` (gd) accumulates the whole epoch into one step.
+    """
+
+    regularization: RegularizationConfig
+    weight_decay: float
+    full_batch: bool
+    explode_factor: float
+    grad_norm_every: int
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch produced, for the caller to add to the run's state."""
+
+    metrics: dict = field(default_factory=dict)
+    reference_loss: float | None = None
+    lr_steps: list[int] = field(default_factory=list)
+    lr_values: list[float] = field(default_factory=list)
+    grad_steps: list[int] = field(default_factory=list)
+    grad_norms: list[list[float]] = field(default_factory=list)
+
+
+class DivergenceWatch:
+    """Smooths the loss and says on every rank at once when it blows up."""
+
+    def __init__(self, explode_factor: float, reference_loss: float | None,
+                 any_rank: Callable[[bool], bool]) -> None:
+        self.explode_factor, self.reference_loss, self.any_rank = (
+            explode_factor, reference_loss, any_rank)
+        self.smoothed: float | None = None
+
+    def check(self, loss: float, step: int) -> None:
+        """Take the loss of ``step``; raise Diverged when any process sees it blow up."""
+        if self.reference_loss is None and math.isfinite(loss):
+            self.reference_loss = loss
+        previous = self.smoothed
+        self.smoothed = loss if previous is None else (
+            (1 - LOSS_SMOOTHING) * previous + LOSS_SMOOTHING * loss)
+        limit = self.explode_factor * (self.reference_loss or math.inf)
+        if self.any_rank(not math.isfinite(loss) or self.smoothed > limit):
+            raise Diverged(step, loss)
+
+
+@dataclass(frozen=True)
+class _Update:
+    """Clip, decay, step, constrain; then advance the schedule and the records."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    schedule: LearningRateSchedule
+    rules: StepRules
+    layers: list[tuple[str, nn.Parameter]]
+    trainable: list[nn.Parameter]
+
+    def __call__(self, step: int, record: EpochRecord) -> None:
+        regularization = self.rules.regularization
+        self.scaler.unscale_(self.optimizer)
+        if regularization.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.trainable, regularization.grad_clip)
+        if step % self.rules.grad_norm_every == 0 or self.rules.full_batch:
+            record.grad_steps.append(step)
+            record.grad_norms.append([
                 float(weight.grad.norm()) if weight.grad is not None else 0.0
                 for _, weight in self.layers])
-        decay = config.regularization.weight_decay
-        if decay and config.optimizer.name != 'adamw':
-            decoupled_weight_decay_(trainer.model, lr=trainer.schedule.lr, weight_decay=decay)
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
-        trainer.optimizer.zero_grad(set_to_none=True)
-        if config.regularization.max_norm:
-            apply_max_norm_(trainer.model, config.regularization.max_norm)
-        state.lr_steps.append(state.global_step)
-        state.lr_values.append(trainer.schedule.lr)
-        state.global_step += 1
-        trainer.schedule.step_batch()
+        if self.rules.weight_decay:
+            decoupled_weight_decay_(self.model, lr=self.schedule.lr,
+                                    weight_decay=self.rules.weight_decay)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if regularization.max_norm:
+            apply_max_norm_(self.model, regularization.max_norm)
+        record.lr_steps.append(step)
+        record.lr_values.append(self.schedule.lr)
+        self.schedule.step_batch()
+
+
+def train_one_epoch(model: nn.Module, forward: ForwardPass, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, schedule: LearningRateSchedule,
+                    batches: Iterable, *, sample_count: int, rules: StepRules,
+                    context: DistributedContext, first_step: int,
+                    reference_loss: float | None) -> EpochRecord:
+    """
+    Train on every batch; returns the epoch's metrics, records and reference loss.
+
+    :param model: the unwrapped model (penalties, decay and constraints act on it);
+        ``forward`` runs it, possibly wrapped for distributed training.
+    :param sample_count: images in the epoch, which weighs the full-batch loss.
+    :param first_step: global index of the epoch's first optimizer step.
+    :param reference_loss: the run's first finite loss so far (None before any).
+    :raises Diverged: the loss blew up; model and optimizer are left mid-epoch.
+    """
+    regularization = rules.regularization
+    # Without coefficients the penalty is a constant 0: skip walking the modules per step.
+    penalized = bool(regularization.l1 or regularization.l2)
+    trainable = [p for group in optimizer.param_groups for p in group['params']]
+    update = _Update(model, optimizer, scaler, schedule, rules, weighted_layers(model),
+                     trainable)
+    watch = DivergenceWatch(rules.explode_factor, reference_loss, context.any_rank)
+    record = EpochRecord()
+    loss_sum, correct, seen, step = 0.0, 0, 0, first_step
+    optimizer.zero_grad(set_to_none=True)
+    started = time.perf_counter()
+    for images, targets in batches:
+        logits, data_loss = forward(images, targets)
+        loss_value = float(data_loss.detach())
+        watch.check(loss_value, step)
+        if rules.full_batch:
+            loss = data_loss * (len(targets) / sample_count)
+        elif penalized:
+            loss = data_loss + weight_penalty(model, l1=regularization.l1, l2=regularization.l2)
+        else:
+            loss = data_loss
+        scaler.scale(loss).backward()
+        if not rules.full_batch:
+            update(step, record)
+            step += 1
+        loss_sum += loss_value * len(targets)
+        correct += int((logits.argmax(dim=1) == targets.to(logits.device)).sum())
+        seen += len(targets)
+        if hasattr(batches, 'set_postfix') and seen % (20 * len(targets)) < len(targets):
+            rate = seen / (time.perf_counter() - started)
+            batches.set_postfix(loss=f'{loss_sum / seen:.4f}', img_s=f'{rate:.0f}')
+    if rules.full_batch:
+        if penalized:
+            penalty = weight_penalty(model, l1=regularization.l1, l2=regularization.l2)
+            scaler.scale(penalty).backward()
+        update(step, record)
+    seconds = time.perf_counter() - started
+    record.reference_loss = watch.reference_loss
+    record.metrics = {
+        'train_loss': loss_sum / max(seen, 1), 'train_accuracy': correct / max(seen, 1),
+        'images_per_s': seen * context.world_size / seconds, 'epoch_seconds': seconds}
+    return record

@@ -40,6 +40,7 @@ from dl_perception.training.model_setup import load_pretrained
 from dl_perception.training.model_setup import model_spec_for
 from dl_perception.training.model_setup import set_training_mode
 from dl_perception.training.optimizers import create_optimizer
+from dl_perception.training.optimizers import owns_weight_decay
 from dl_perception.training.regularization import EarlyStopping
 from dl_perception.training.run_records import commit_files
 from dl_perception.training.run_records import discard_commit_leftovers
@@ -51,9 +52,14 @@ from dl_perception.training.run_records import write_json
 from dl_perception.training.run_records import write_text_atomic
 from dl_perception.training.schedules import LearningRateSchedule
 from dl_perception.training.step import Diverged
-from dl_perception.training.step import StepRunner
+from dl_perception.training.step import EpochRecord
+from dl_perception.training.step import ForwardPass
+from dl_perception.training.step import StepRules
+from dl_perception.training.step import train_one_epoch
+from dl_perception.training.step import weighted_layers
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data import DistributedSampler
@@ -181,20 +187,28 @@ class Trainer:
         self.normalizer = BatchNormalizer(self.spec).to(self.device)
         network = (DistributedDataParallel(self.model) if context.enabled else self.model)
         self.full_batch = config.optimizer.name == 'gd'
-        optim = config.optimizer
+        optim, regularization = config.optimizer, config.regularization
+        # Weight decay goes to the optimizer that owns it, else to the decoupled step.
+        decay, owned = regularization.weight_decay, owns_weight_decay(optim.name)
         self.optimizer = create_optimizer(
             optim.name, trainable, lr=optim.lr, momentum=optim.momentum,
             betas=tuple(optim.betas), eps=optim.eps, alpha=optim.alpha,
-            weight_decay=(config.regularization.weight_decay if optim.name == 'adamw' else 0.0))
+            weight_decay=decay if owned else 0.0)
+        self.rules = StepRules(
+            regularization, weight_decay=0.0 if owned else decay,
+            full_batch=self.full_batch, explode_factor=config.divergence.explode_factor,
+            grad_norm_every=config.grad_norm_every)
         self.schedule = self._build_schedule()
         dtype = amp_dtype(config, self.device)
+        self.forward = ForwardPass(
+            network, nn.CrossEntropyLoss(label_smoothing=regularization.label_smoothing),
+            self.normalizer, self.device, self.channels_last, dtype)
         self.scaler = torch.amp.GradScaler('cuda', enabled=dtype == torch.float16)
-        patience = config.regularization.early_stopping_patience
+        patience = regularization.early_stopping_patience
         self.early_stopping = (EarlyStopping(
-            patience=patience, min_delta=config.regularization.early_stopping_min_delta,
+            patience=patience, min_delta=regularization.early_stopping_min_delta,
             mode='max') if patience else None)
         self.state = RunState()
-        self.steps = StepRunner(self, network, trainable, dtype)
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] = (),
@@ -322,17 +336,32 @@ class Trainer:
         while True:
             snapshot = copy.deepcopy(self._checkpoint())
             try:
-                return self._train_epoch(epoch)
+                return self.train_epoch(epoch)
             except Diverged as event:
                 self._recover(snapshot, event)
 
-    def _train_epoch(self, epoch: int) -> dict:
+    def train_epoch(self, epoch: int) -> dict:
+        """Train one epoch and add its records to the run's state; returns its metrics."""
         set_training_mode(self.model, self.config.model.freeze_backbone)
         loader = self.train_loader(epoch)
         show = self.is_main and self.config.progress
         batches = tqdm(loader, desc=f'epoch {epoch + 1}/{self.config.epochs}', unit='batch',
                        disable=not show, leave=False, dynamic_ncols=True)
-        return self.steps.run_epoch(batches, len(loader.sampler.sampler))
+        record = train_one_epoch(
+            self.model, self.forward, self.optimizer, self.scaler, self.schedule, batches,
+            sample_count=len(loader.sampler.sampler), rules=self.rules, context=self.context,
+            first_step=self.state.global_step, reference_loss=self.state.reference_loss)
+        self._add_records(record)
+        return record.metrics
+
+    def _add_records(self, record: EpochRecord) -> None:
+        state = self.state
+        state.reference_loss = record.reference_loss
+        state.global_step += len(record.lr_steps)  # one learning-rate record per step
+        state.lr_steps += record.lr_steps
+        state.lr_values += record.lr_values
+        state.grad_steps += record.grad_steps
+        state.grad_norms += record.grad_norms
 
     def _recover(self, snapshot: dict, event: Diverged) -> None:
         """Roll back to the epoch's start and divide the learning rate by 10."""
@@ -443,5 +472,6 @@ class Trainer:
                              f'{self.model_spec["name"]} on {split} '
                              f'(top-1 {result.top1:.4f})')
         if self.state.grad_steps:
-            plots.plot_gradient_norms(self.state.grad_steps, self.steps.layer_names,
+            layer_names = [name for name, _ in weighted_layers(self.model)]
+            plots.plot_gradient_norms(self.state.grad_steps, layer_names,
                                       self.state.grad_norms, out / 'gradient_norms.png')
