@@ -15,7 +15,7 @@ Neither augments: a config that asks for augmentation is refused.
 
 What is timed: a trainer slice is one whole training epoch on the subset, that is
 ``train_loader(epoch)`` (the DataLoader; it starts worker processes only for batches that need
-per-image work, which those of the default config do not) and ``steps.run_epoch``
+per-image work, which those of the default config do not) and ``train_one_epoch``
 (normalizing the uint8 batch, forward, loss, divergence watch, accuracy count, backward,
 update, learning-rate and gradient-norm records). A plain slice is one epoch of the plain loop
 over the same images. Validation, checkpoints and model construction are not timed. After an
@@ -42,7 +42,6 @@ import time
 from dl_perception.bench.machine import describe_machine
 from dl_perception.training.config import parse_config
 from dl_perception.training.model_setup import build_from_spec
-from dl_perception.training.model_setup import set_training_mode
 from dl_perception.training.optimizers import create_optimizer
 from dl_perception.training.trainer import Trainer
 import torch
@@ -106,9 +105,8 @@ def build_trainer(model: str, batches: int, overrides: list[str], run_dir: Path)
 
 def time_trainer_epoch(trainer: Trainer, epoch: int) -> float:
     """Seconds of one training epoch: loader start, loading and every step."""
-    set_training_mode(trainer.model, trainer.config.model.freeze_backbone)
     started = time.perf_counter()
-    trainer.steps.run_epoch(trainer.train_loader(epoch), len(trainer.data.train))
+    trainer.train_epoch(epoch)
     return time.perf_counter() - started
 
 
