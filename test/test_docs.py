@@ -11,8 +11,9 @@ How each kind of code block is checked:
   choices fail), and a training config named with ``--config`` is loaded with its ``--set``
   overrides (so every key and value is valid); no training runs. The slow test then runs
   ``dl-perception SUB --help`` for every SUB named, and ``dl-perception doctor`` for real.
-  ``python -m MODULE ...`` runs with ``--help`` appended (slow); a bare ``python -m
-  benchmarks`` runs for real (it lists the benchmarks). ``make X``: the Makefile has target X.
+  ``python -m MODULE ...`` runs with ``--help`` appended and its help must name every
+  ``--option`` the line uses (slow); a bare ``python -m benchmarks`` runs for real (it lists
+  the benchmarks). ``make X``: the Makefile has target X.
   ``ros2 launch``: the launch file is in ``launch/`` and every ``name:=`` argument is declared
   in it. ``ros2 run``: the executable is a console script of setup.py, ``-p name:=`` is a
   parameter that executable declares, ``--params-file`` names an existing file. ``ros2
@@ -215,7 +216,7 @@ def test_cli_help_and_doctor_run():
 @pytest.mark.slow
 @pytest.mark.parametrize('where, argv', commands_of('python', '-m'), ids=lambda v: str(v))
 def test_python_module_lines_run(where, argv):
-    """``python -m MODULE ...`` answers --help (a bare ``python -m benchmarks`` runs)."""
+    """``python -m MODULE ...`` answers --help naming its options; a bare module runs."""
     module = argv[2]
     if module == 'benchmarks' and not (ROOT / 'benchmarks' / '__main__.py').is_file():
         pytest.skip('the benchmarks package has no __main__ yet (python -m benchmarks)')
@@ -223,6 +224,8 @@ def test_python_module_lines_run(where, argv):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, 'PYTHONPATH': str(ROOT)})
     assert result.returncode == 0, f'{where}: {" ".join(command)}: {result.stderr[-2000:]}'
+    for option in (word.split('=')[0] for word in argv[3:] if word.startswith('--')):
+        assert option in result.stdout, f'{where}: {module} {argv[3]} has no {option}'
 
 
 def test_bash_lines_name_existing_scripts():
