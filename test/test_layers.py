@@ -25,8 +25,8 @@ ALLOWED_LAYERS = {
     'export': {'preprocessing', 'datasets', 'models', 'training', 'inference', 'export'},
     'inference': {'preprocessing', 'inference'},
     'ros': {'preprocessing', 'datasets', 'inference', 'ros'},
-    # the applications sit on top: they use the layers, no layer uses them
     '__init__': set(),
+    # the applications sit on top: they use the layers, no layer uses them
     'doctor': {'doctor'},
     'demo': {'datasets', 'inference', 'ros', 'demo'},
     'cli': LAYERS | {'demo', 'doctor', 'cli'},
