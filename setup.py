@@ -32,7 +32,7 @@ def _share_files(folder: str) -> list[tuple[str, list[str]]]:
 setup(
     name=PACKAGE_NAME,
     version=_version(),
-    packages=find_packages(exclude=['test', 'test.*']),
+    packages=find_packages(exclude=['test', 'test.*', 'benchmarks', 'benchmarks.*']),
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE_NAME}']),
         (f'share/{PACKAGE_NAME}', ['package.xml']),

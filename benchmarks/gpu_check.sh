@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of the performance issue, as one script for the lent GPU machine:
-#   bash benchmarks/gpu_check.sh [output folder]   (default: $OUT, else ./gpu_check)
+#   python -m benchmarks gpu_check [output folder]   (default: $OUT, else ./gpu_check)
 # Needs torch with CUDA; the Fashion-MNIST IDX files in data/fashion-mnist (carried) or in
 # /usr/share/datasets/fashion-mnist. ONNX Runtime providers are measured only when
 # onnxruntime imports there. Each step writes its JSON and log; a failing step does not stop
@@ -20,10 +20,10 @@ step() {
 }
 step nvidia-smi nvidia-smi
 step versions python -c 'import torch, sys; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'
-step train_224 python benchmarks/gpu_training.py --size 224 --data "$data" --output "$out/gpu_training_224.json"
-step train_28 python benchmarks/gpu_training.py --size 28 --batch 512 --steps 100 --data "$data" --output "$out/gpu_training_28.json"
+step train_224 python -m benchmarks gpu_training --size 224 --data "$data" --output "$out/gpu_training_224.json"
+step train_28 python -m benchmarks gpu_training --size 28 --batch 512 --steps 100 --data "$data" --output "$out/gpu_training_28.json"
 if python -c 'import onnxruntime' 2>/dev/null; then
-    step providers python benchmarks/inference_providers.py --output "$out/inference_providers.json"
+    step providers python -m benchmarks inference_providers --output "$out/inference_providers.json"
 else
     echo "== providers: onnxruntime is not installed on this machine; not measured" | tee "$out/providers.log"
 fi

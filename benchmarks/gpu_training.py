@@ -1,7 +1,7 @@
 """
 Training images/s on a GPU: mixed precision + channels_last against plain float32.
 
-    python benchmarks/gpu_training.py [--model resnet18] [--size 224] [--batch 128] \
+    python -m benchmarks gpu_training [--model resnet18] [--size 224] [--batch 128] \
         [--steps 40] [--rounds 5] [--device cuda] [--output gpu_training.json]
 
 Fashion-MNIST training images (``--data``, the IDX folder) are held on the device as one
@@ -21,7 +21,6 @@ import json
 from pathlib import Path
 import platform
 import statistics
-import sys
 import time
 
 from dl_perception.datasets import FASHION_MNIST_ROOT
@@ -101,7 +100,7 @@ def describe_device(device: torch.device) -> dict:
     return description
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', default='resnet18')
     parser.add_argument('--size', type=int, default=224, help='input side (28 = native)')
@@ -112,7 +111,7 @@ def main() -> int:
     parser.add_argument('--data', type=Path, default=FASHION_MNIST_ROOT,
                         help='Fashion-MNIST IDX folder')
     parser.add_argument('--output', type=Path, default=Path('gpu_training.json'))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         print('no CUDA device: pass --device cpu to try the script here')
@@ -146,7 +145,3 @@ def main() -> int:
     args.output.write_text(json.dumps(report, indent=2) + '\n')
     print(f'written: {args.output}')
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

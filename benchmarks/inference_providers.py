@@ -1,7 +1,7 @@
 """
 ONNX Runtime execution providers side by side: agreement with the CPU and images/s.
 
-    python benchmarks/inference_providers.py [--model resnet18] [--size 224] \
+    python -m benchmarks inference_providers [--model resnet18] [--size 224] \
         [--batches 1 8 32] [--output inference_providers.json]
 
 Exports the model (random weights, seed 0: agreement and speed do not need trained ones) with
@@ -18,11 +18,10 @@ import argparse
 import json
 from pathlib import Path
 import statistics
-import sys
 import tempfile
 import time
 
-from dl_perception.bench.machine import describe_machine
+from benchmarks.machine import describe_machine
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.model_metadata import ModelMetadata
 from dl_perception.inference.providers import ProviderError
@@ -62,14 +61,14 @@ def images_per_second(classifier: Classifier, batch: np.ndarray, repeats: int) -
     return len(batch) / statistics.median(timings)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', default='resnet18')
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 8, 32])
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--output', type=Path, default=Path('inference_providers.json'))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix='dlp-providers-'))
     path = folder / f'{args.model}.onnx'
@@ -109,7 +108,3 @@ def main() -> int:
         'results': rows}, indent=2) + '\n')
     print(f'written: {args.output}')
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """
 INT8 vs float32 on the CPU: ONNX Runtime images/s, and OpenVINO on the same fp32 file.
 
-    python benchmarks/int8_speed.py [--checkpoint best.pt] [--openvino-path /tmp/ov] \
+    python -m benchmarks int8_speed [--checkpoint best.pt] [--openvino-path /tmp/ov] \
         [--batches 1 8] [--runs 40] [--output int8_speed.json]
 
 ResNet-18 at 224x224 (10 classes, random weights, seed 0: speed does not need trained ones)
@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from dl_perception.bench.machine import describe_machine
+from benchmarks.machine import describe_machine
 from dl_perception.export.onnx_export import export_checkpoint
 from dl_perception.export.onnx_export import ExportOptions
 from dl_perception.export.quantize import CalibrationImages
@@ -156,7 +156,7 @@ def print_table(rows: list[dict]) -> None:
                   f'({accuracy["change_points"]:+.2f} points)')
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--checkpoint', type=Path, help='a trained .pt (e.g. the demo best.pt)')
     parser.add_argument('--openvino-path', help='folder holding the openvino package')
@@ -165,7 +165,7 @@ def main() -> int:
     parser.add_argument('--calibration', type=int, default=500,
                         help='calibration images of the --checkpoint model (default 500)')
     parser.add_argument('--output', type=Path, default=Path('int8_speed.json'))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix='dlp-int8-') as work:
         folder = Path(work)
@@ -193,7 +193,3 @@ def main() -> int:
         indent=2) + '\n')
     print(f'written: {args.output}')
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

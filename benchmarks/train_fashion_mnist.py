@@ -1,7 +1,7 @@
 """
 Train configs on the full Fashion-MNIST and record test accuracy, wall time and images/s.
 
-    python benchmarks/train_fashion_mnist.py config/train/fashion_mnist_15min.yaml \
+    python -m benchmarks train_fashion_mnist config/train/fashion_mnist_15min.yaml \
         [more configs] [--set key=value ...] [--output results.json]
 
 Wall time counts everything the run does (data loading, training, validation, test, plots).
@@ -14,11 +14,10 @@ import argparse
 import json
 import logging
 from pathlib import Path
-import sys
 import tempfile
 import time
 
-from dl_perception.bench.machine import describe_machine
+from benchmarks.machine import describe_machine
 from dl_perception.training.config import load_config
 from dl_perception.training.trainer import Trainer
 
@@ -40,7 +39,7 @@ def run_one(config_path: str, overrides: list[str], output_dir: Path) -> dict:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('configs', nargs='+', help='training config YAML files')
     parser.add_argument('--set', dest='overrides', action='append', default=[],
@@ -48,7 +47,7 @@ def main() -> int:
     parser.add_argument('--output', type=Path, default=Path('train_fashion_mnist.json'),
                         help='JSON results file (default ./train_fashion_mnist.json)')
     parser.add_argument('--runs-dir', type=Path, help='keep the run folders here')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix='dlp-bench-'))
     results = [run_one(path, args.overrides, runs_dir) for path in args.configs]
@@ -60,7 +59,3 @@ def main() -> int:
                                       indent=2) + '\n')
     print(f'written: {args.output}')
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

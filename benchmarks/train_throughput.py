@@ -1,7 +1,7 @@
 """
 Training images/s of the Trainer against a plain PyTorch loop, measured in the same run.
 
-    python benchmarks/train_throughput.py [--models lenet resnet20 alexnet] [--batches N] \
+    python -m benchmarks train_throughput [--models lenet resnet20 alexnet] [--batches N] \
         [--repeats 5] [--set key=value ...] [--output train_throughput.json]
 
 Per model, a ``Trainer`` is built from the default config on the CPU, with ``model.name`` set
@@ -35,11 +35,10 @@ import logging
 import os
 from pathlib import Path
 import statistics
-import sys
 import tempfile
 import time
 
-from dl_perception.bench.machine import describe_machine
+from benchmarks.machine import describe_machine
 from dl_perception.training.config import parse_config
 from dl_perception.training.model_setup import build_from_spec
 from dl_perception.training.optimizers import create_optimizer
@@ -154,7 +153,7 @@ def compare(model: str, batches: int, repeats: int, overrides: list[str],
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+', default=list(DEFAULT_BATCHES),
                         help='architectures (default: lenet resnet20 alexnet)')
@@ -166,7 +165,7 @@ def main() -> int:
                         metavar='KEY=VALUE', help='trainer config override, e.g. data.workers=1')
     parser.add_argument('--output', type=Path, default=Path('train_throughput.json'),
                         help='JSON results file (default ./train_throughput.json)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format='%(message)s')
     run_dir = Path(tempfile.mkdtemp(prefix='dlp-throughput-'))
     results = []
@@ -184,7 +183,3 @@ def main() -> int:
                                        'results': results}, indent=2) + '\n')
     print(f'written: {args.output}')
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -10,9 +10,9 @@ The package is layered; each layer imports only the layers below it (``test/test
 - ``export``: torch -> self-describing ONNX file, float32 or INT8.
 - ``inference``: how it runs (numpy, onnxruntime, opencv; never torch, never rclpy).
 - ``ros``: how it talks (rclpy nodes; uses ``inference``, never ``training``).
-- ``bench``: the inference path measured against its floor and the alternatives.
 
-``cli`` sits on top and imports a layer only when its sub-command runs.
+``cli``, ``demo`` and ``doctor`` sit on top; ``cli`` imports a layer only when its sub-command
+runs. The benchmarks live outside the package, in the repository's ``benchmarks/``.
 """
 
 from importlib import metadata as _metadata

@@ -43,8 +43,6 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
                'dl_perception.ros.monitor'),
     SubCommand('demo', 'train (if needed), export, and classify a camera stream through ROS 2',
                'dl_perception.demo'),
-    SubCommand('bench', 'measure the inference path: raw ONNX Runtime, Classifier, the node, '
-               'a PyTorch baseline node, OpenVINO', 'dl_perception.bench.pipeline'),
     SubCommand('doctor', 'report what this machine can run: libraries, providers, ROS',
                'dl_perception.doctor'),
 )

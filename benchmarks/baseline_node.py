@@ -3,7 +3,8 @@ The baseline: a classifier node written the way a typical user writes one.
 
 rclpy, per-message numpy conversion in the callback, torchvision transforms on a PIL image,
 a PyTorch eager model, vision_msgs out; no batching, no newest-frame policy (queue depth 10).
-It is what ``dl-perception bench`` measures classifier_node against, with the same weights.
+It is what ``python -m benchmarks pipeline`` measures classifier_node against, with the same
+weights.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """
 The transport floor: a node that answers every image at once, without looking at it.
 
-``dl-perception bench`` times it like the classifier nodes, so what ROS 2 itself costs (moving
-a 640x480 image between processes and a result back) is separated from what our node adds.
+``python -m benchmarks pipeline`` times it like the classifier nodes, so what ROS 2 itself
+costs (moving a 640x480 image between processes and a result back) is separated from what our
+node adds.
 """
 
 from __future__ import annotations

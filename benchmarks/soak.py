@@ -1,7 +1,7 @@
 """
 Soak test: classifier_node fed at 30 Hz for minutes, its memory and counters watched.
 
-    python -m dl_perception.bench.soak --minutes 10 [--model model.onnx] [--output soak.json]
+    python -m benchmarks soak --minutes 10 [--model model.onnx] [--output soak.json]
 
 Starts image_source_node (Fashion-MNIST test images as a looping 640x480 camera) and
 classifier_node as separate processes, samples the node's resident memory every few seconds
@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 
+from benchmarks.machine import describe_machine
 from diagnostic_msgs.msg import DiagnosticArray
 from dl_perception.demo import DEMO_CACHE
 from dl_perception.demo import ensure_model
@@ -140,7 +141,7 @@ def soak(model: Path, minutes: float, rate: float, spin_wait: bool = False) -> d
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--minutes', type=float, default=10.0)
     parser.add_argument('--rate', type=float, default=30.0)
@@ -149,9 +150,8 @@ def main() -> int:
     parser.add_argument('--spin-wait', action='store_true',
                         help='run the node with cpu_spin_wait:=true (to compare CPU use)')
     parser.add_argument('--output', type=Path, default=Path('soak.json'))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     model = args.model or ensure_model(DEMO_CACHE)
-    from dl_perception.bench.machine import describe_machine
     report = {'machine': describe_machine(), 'model': str(model),
               **soak(model, args.minutes, args.rate, args.spin_wait)}
     args.output.write_text(json.dumps(report, indent=2) + '\n')
@@ -174,7 +174,3 @@ def main() -> int:
     ok = all(checks.values())
     print('soak:', 'PASS' if ok else 'FAIL', f'(written: {args.output})')
     return 0 if ok else 1
-
-
-if __name__ == '__main__':
-    sys.exit(main())

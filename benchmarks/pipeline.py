@@ -1,5 +1,5 @@
 """
-``dl-perception bench``: the inference path side by side, measured in one run, alternating.
+The inference path side by side, measured in one run, alternating.
 
 For each model (ResNet-18 at 224x224; the Fashion-MNIST demo model) on 640x480 bgr8 frames:
 1. ``raw``: ``session.run`` on a ready tensor, the floor for that model and provider;
@@ -8,10 +8,11 @@ For each model (ResNet-18 at 224x224; the Fashion-MNIST demo model) on 640x480 b
 3. ``node``: classifier_node in its own process, fed and read over ROS 2 by this process
    (its default ``cpu_spin_wait: false``); ``node spin``: the same with ``cpu_spin_wait:
    true``, ONNX Runtime's default, which keeps cores busy between frames;
-4. ``baseline``: a typical hand-written PyTorch node (``bench.baseline_node``), same weights;
+4. ``baseline``: a typical hand-written PyTorch node (``benchmarks.baseline_node``), same
+   weights;
 5. ``openvino``: OpenVINO on the same ONNX file, when it can be imported;
-6. ``ros floor``: ``bench.echo_node``, which answers each image at once: what moving the image
-   and the result between processes costs, whatever the node does.
+6. ``ros floor``: ``benchmarks.echo_node``, which answers each image at once: what moving the
+   image and the result between processes costs, whatever the node does.
 Throughput keeps two frames in flight (the node is never idle, never queued); latency sends
 one frame at a time and runs from the image stamp to the result's arrival. Medians over
 rounds; p50/p95/p99 over all samples. Prints a table, writes JSON with the machine.
@@ -30,10 +31,11 @@ import sys
 import tempfile
 import time
 
-from dl_perception.bench.bench_models import BenchModel
-from dl_perception.bench.bench_models import demo_model
-from dl_perception.bench.bench_models import resnet18
-from dl_perception.bench.ros_loop import RosLoop
+from benchmarks.bench_models import BenchModel
+from benchmarks.bench_models import demo_model
+from benchmarks.bench_models import resnet18
+from benchmarks.machine import describe_machine
+from benchmarks.ros_loop import RosLoop
 from dl_perception.demo import DEMO_CACHE
 from dl_perception.demo import ensure_model
 from dl_perception.inference.classifier import Classifier
@@ -41,20 +43,6 @@ import numpy as np
 
 METHODS = ('raw', 'classifier', 'node', 'node spin', 'baseline', 'openvino', 'ros floor')
 NODES = {'node': 'ours', 'node spin': 'ours_spin', 'baseline': 'baseline', 'ros floor': 'echo'}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the options of ``bench``."""
-    parser.add_argument('--models', nargs='+', default=['resnet18', 'demo'],
-                        choices=('resnet18', 'demo'), help='models to measure')
-    parser.add_argument('--demo-model', type=Path,
-                        help='exported demo model (default: the one `make demo` uses, '
-                             'trained first if missing)')
-    parser.add_argument('--rounds', type=int, default=5, help='alternating rounds (default 5)')
-    parser.add_argument('--frames', type=int, default=40, help='frames per method and round')
-    parser.add_argument('--openvino-path', help='folder to add to sys.path for openvino')
-    parser.add_argument('--output', type=Path, default=Path('bench_inference.json'),
-                        help='JSON results (default ./bench_inference.json)')
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -125,9 +113,9 @@ def measure_model(model: BenchModel, rounds: int, count: int,
         _start('dl_perception.ros.classifier_node', node_parameters, 'ours', env, logs),
         _start('dl_perception.ros.classifier_node', {**node_parameters, 'cpu_spin_wait': True},
                'ours_spin', env, logs),
-        _start('dl_perception.bench.baseline_node', {'weights': str(model.weights)},
+        _start('benchmarks.baseline_node', {'weights': str(model.weights)},
                'baseline', env, logs),
-        _start('dl_perception.bench.echo_node', {}, 'echo', env, logs)]
+        _start('benchmarks.echo_node', {}, 'echo', env, logs)]
     loop = RosLoop(frames, NODES.values())
     throughput: dict[str, list[float]] = {m: [] for m in METHODS}
     latency: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -190,9 +178,20 @@ def _print(model: str, results: dict) -> None:
               f'(goal >= 1.4)')
 
 
-def run(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Measure the chosen models and write the JSON report."""
-    from dl_perception.bench.machine import describe_machine
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', nargs='+', default=['resnet18', 'demo'],
+                        choices=('resnet18', 'demo'), help='models to measure')
+    parser.add_argument('--demo-model', type=Path,
+                        help='exported demo model (default: the one `make demo` uses, '
+                             'trained first if missing)')
+    parser.add_argument('--rounds', type=int, default=5, help='alternating rounds (default 5)')
+    parser.add_argument('--frames', type=int, default=40, help='frames per method and round')
+    parser.add_argument('--openvino-path', help='folder to add to sys.path for openvino')
+    parser.add_argument('--output', type=Path, default=Path('bench_inference.json'),
+                        help='JSON results (default ./bench_inference.json)')
+    args = parser.parse_args(argv)
     report = {'machine': describe_machine(), 'fastdds_transports': os.environ.get(
         'FASTDDS_BUILTIN_TRANSPORTS', 'DEFAULT'), 'models': {}}
     logs = Path(tempfile.mkdtemp(prefix='dlp-bench-logs-'))
