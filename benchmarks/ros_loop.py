@@ -16,6 +16,7 @@ import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification
 
@@ -43,14 +44,13 @@ class RosLoop:
         self._sent = 0
 
     def _on_result(self, msg: Classification) -> None:
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        self.arrived[stamp] = time.time_ns()
+        self.arrived[Time.from_msg(msg.header.stamp).nanoseconds] = time.time_ns()
 
     def _send(self, namespace: str) -> int:
         message = self.messages[self._sent % len(self.messages)]
         self._sent += 1
         stamp = time.time_ns()
-        message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        message.header.stamp = Time(nanoseconds=stamp).to_msg()
         message.header.frame_id = str(self._sent)
         self.publishers[namespace].publish(message)
         return stamp
