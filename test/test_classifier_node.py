@@ -6,17 +6,17 @@ import json
 from pathlib import Path
 import signal
 
-from conftest import probe
-from conftest import publish
-from conftest import recorded
-from conftest import start_recorder
-from conftest import train_folder_lenet
 import cv2
 from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
 import numpy as np
 import pytest
+from ros_testing import probe
+from ros_testing import publish
+from ros_testing import recorded
+from ros_testing import start_recorder
+from training_runs import train_folder_lenet
 
 NODE = 'dl_perception.ros.classifier_node'
 pytestmark = pytest.mark.ros

@@ -13,21 +13,20 @@ import signal
 import sys
 import time
 
-from conftest import diagnostics
-from conftest import HELPERS
-from conftest import publish
-from conftest import recorded
-from conftest import ros_arguments
-from conftest import RunningNode
-from conftest import set_parameter
-from conftest import start_recorder
-from conftest import values_of
 import cv2
+import faulty_models
 import numpy as np
+from paths import HELPERS
 import pytest
+from ros_testing import diagnostics
+from ros_testing import publish
+from ros_testing import recorded
+from ros_testing import ros_arguments
+from ros_testing import RunningNode
+from ros_testing import set_parameter
+from ros_testing import start_recorder
+from ros_testing import values_of
 
-sys.path.insert(0, str(HELPERS))
-import faulty_models  # noqa: E402, I100 - a test helper, found through HELPERS
 
 NODE = 'dl_perception.ros.classifier_node'
 pytestmark = pytest.mark.ros
