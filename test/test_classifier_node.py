@@ -37,6 +37,7 @@ def expected_labels(model: Path, images, indices) -> list[str]:
             for i in indices]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('precision', ['float32', 'int8'])
 def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_onnx, int8,
                                                     test_images, precision):
@@ -61,6 +62,7 @@ def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_on
         assert scores == sorted(scores, reverse=True) and sum(scores) <= 1.0 + 1e-6
 
 
+@pytest.mark.slow
 def test_lifecycle_transitions_stop_and_restart_the_work(start_node, ros_env, tiny_onnx):
     start_node(NODE, parameters(tiny_onnx, autostart=False))
 
@@ -176,6 +178,7 @@ def test_missing_model_keeps_the_node_up_and_reports_an_error(start_node, ros_en
     assert node.process.poll() is None
 
 
+@pytest.mark.slow
 def test_fuzzed_messages_are_counted_and_valid_frames_still_classified(start_node, ros_env,
                                                                        tiny_onnx):
     topics = ['image', 'image/compressed']

@@ -95,6 +95,7 @@ def test_row_and_column_images_and_bombs_do_not_blind_the_node(
     assert values_of(status)['worker restarts'] == '0'
 
 
+@pytest.mark.slow
 def test_a_model_failing_at_run_time_is_refused_or_survived(start_node, ros_env, tiny_onnx,
                                                             tmp_path):
     needs_32 = faulty_models.needs_32x32(tmp_path / 'needs_32.onnx')
@@ -123,6 +124,7 @@ def test_a_model_failing_at_run_time_is_refused_or_survived(start_node, ros_env,
     assert node.process.poll() is None
 
 
+@pytest.mark.slow
 def test_a_failing_worker_is_reported_and_restarted(ros_env, tiny_onnx):
     node = RunningNode([sys.executable, str(HELPERS / 'faulty_classifier_node.py'), '3',
                         *ros_arguments(parameters(tiny_onnx))], ros_env)
@@ -142,6 +144,7 @@ def test_a_failing_worker_is_reported_and_restarted(ros_env, tiny_onnx):
         assert node.stop() == 0
 
 
+@pytest.mark.slow
 def test_rates_and_overrides_change_safely_at_run_time(start_node, ros_env, tiny_onnx):
     node = start_node(NODE, parameters(tiny_onnx))
     node.wait_for('active:')
@@ -158,6 +161,7 @@ def test_rates_and_overrides_change_safely_at_run_time(start_node, ros_env, tiny
     assert len(results) >= 5 and time.monotonic() - changed < 20  # not 100 s of sleep
 
 
+@pytest.mark.slow
 def test_input_rate_on_diagnostics_is_the_rate_sent(start_node, ros_env, tiny_onnx):
     node = start_node(NODE, parameters(tiny_onnx))
     node.wait_for('active:')
