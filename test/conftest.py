@@ -5,7 +5,7 @@ Tiers: ``unit`` (in-process: no processes, no training beyond a few steps; ``mak
 runs exactly these), ``ros`` (starts processes), ``slow`` (over ``SLOW_LIMIT_S`` each) and
 ``linter``. ``unit`` is never written by hand: every test that is none of the others gets it
 at collection. A unit test that starts a process fails, and so does any test whose call phase
-runs past ``SLOW_LIMIT_S`` without being marked slow.
+runs past ``SLOW_LIMIT_S`` (on an idle machine: see machine_load) without being marked slow.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import pytest
 # Shared plain helpers live in test/helpers/; tests import them by module name from there.
 sys.path.insert(0, str(Path(__file__).resolve().parent / 'helpers'))
 
-from ros_testing import domain_ids  # noqa: E402, I100 - found through the path set above
+from machine_load import LoadMeter  # noqa: E402, I100 - found through the path set above
+from ros_testing import domain_ids  # noqa: E402
 from ros_testing import Ros2Command  # noqa: E402
 from ros_testing import ros_arguments  # noqa: E402
 from ros_testing import RunningNode  # noqa: E402
@@ -30,7 +31,7 @@ from ros_testing import TOOLING_SOURCE  # noqa: E402
 
 # Tests marked with one of these are not unit tests.
 NOT_UNIT = ('ros', 'slow', 'linter')
-# A test whose call phase takes longer than this must be marked slow.
+# A test whose call phase takes longer than this on an idle machine must be marked slow.
 SLOW_LIMIT_S = float(os.environ.get('DLP_SLOW_LIMIT_S', '10'))
 TEST_DIR = Path(__file__).resolve().parent
 
@@ -74,14 +75,31 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Measure the call phase against the machine's load (see machine_load)."""
+    item.load_meter = LoadMeter.start()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Fail a test whose call phase ran past SLOW_LIMIT_S unless it is marked slow."""
+    """
+    Fail a test whose call phase ran past SLOW_LIMIT_S unless it is marked slow.
+
+    The time compared is the wall time less what other processes took meanwhile, so a test
+    is not failed because someone else loaded the machine.
+    """
     report = yield
-    if (call.when == 'call' and report.passed and call.duration > SLOW_LIMIT_S
-            and item.get_closest_marker('slow') is None):
+    meter = getattr(item, 'load_meter', None)
+    if (call.when != 'call' or not report.passed or meter is None
+            or item.get_closest_marker('slow') is not None):
+        return report
+    wall, idle_estimate = meter.finish()
+    if idle_estimate > SLOW_LIMIT_S:
         report.outcome = 'failed'
-        report.longrepr = (f'{item.nodeid} took {call.duration:.1f} s (limit {SLOW_LIMIT_S:g} '
-                           's, DLP_SLOW_LIMIT_S): mark it slow, or make it cheaper')
+        report.longrepr = (f'{item.nodeid} took {wall:.1f} s ({idle_estimate:.1f} s without '
+                           f'the load of other processes; limit {SLOW_LIMIT_S:g} s, '
+                           'DLP_SLOW_LIMIT_S): mark it slow, or make it cheaper')
     return report
 
 
