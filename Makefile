@@ -14,7 +14,7 @@ test: setup
 	@$(ACTIVATE) && python -m pytest
 
 test-fast: setup
-	@$(ACTIVATE) && python -m pytest -m 'not slow'
+	@$(ACTIVATE) && python -m pytest -m unit
 
 lint: setup
 	@$(ACTIVATE) && python -m pytest -m linter

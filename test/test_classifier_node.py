@@ -6,17 +6,17 @@ import json
 from pathlib import Path
 import signal
 
-from conftest import probe
-from conftest import publish
-from conftest import recorded
-from conftest import start_recorder
-from conftest import train_folder_lenet
 import cv2
 from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
 import numpy as np
 import pytest
+from ros_testing import probe
+from ros_testing import publish
+from ros_testing import recorded
+from ros_testing import start_recorder
+from training_runs import train_folder_lenet
 
 NODE = 'dl_perception.ros.classifier_node'
 pytestmark = pytest.mark.ros
@@ -37,6 +37,7 @@ def expected_labels(model: Path, images, indices) -> list[str]:
             for i in indices]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('precision', ['float32', 'int8'])
 def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_onnx, int8,
                                                     test_images, precision):
@@ -61,6 +62,7 @@ def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_on
         assert scores == sorted(scores, reverse=True) and sum(scores) <= 1.0 + 1e-6
 
 
+@pytest.mark.slow
 def test_lifecycle_transitions_stop_and_restart_the_work(start_node, ros_env, tiny_onnx):
     start_node(NODE, parameters(tiny_onnx, autostart=False))
 
@@ -176,6 +178,7 @@ def test_missing_model_keeps_the_node_up_and_reports_an_error(start_node, ros_en
     assert node.process.poll() is None
 
 
+@pytest.mark.slow
 def test_fuzzed_messages_are_counted_and_valid_frames_still_classified(start_node, ros_env,
                                                                        tiny_onnx):
     topics = ['image', 'image/compressed']

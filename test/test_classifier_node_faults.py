@@ -13,21 +13,20 @@ import signal
 import sys
 import time
 
-from conftest import diagnostics
-from conftest import HELPERS
-from conftest import publish
-from conftest import recorded
-from conftest import ros_arguments
-from conftest import RunningNode
-from conftest import set_parameter
-from conftest import start_recorder
-from conftest import values_of
 import cv2
+import faulty_models
 import numpy as np
+from paths import HELPERS
 import pytest
+from ros_testing import diagnostics
+from ros_testing import publish
+from ros_testing import recorded
+from ros_testing import ros_arguments
+from ros_testing import RunningNode
+from ros_testing import set_parameter
+from ros_testing import start_recorder
+from ros_testing import values_of
 
-sys.path.insert(0, str(HELPERS))
-import faulty_models  # noqa: E402, I100 - a test helper, found through HELPERS
 
 NODE = 'dl_perception.ros.classifier_node'
 pytestmark = pytest.mark.ros
@@ -96,6 +95,7 @@ def test_row_and_column_images_and_bombs_do_not_blind_the_node(
     assert values_of(status)['worker restarts'] == '0'
 
 
+@pytest.mark.slow
 def test_a_model_failing_at_run_time_is_refused_or_survived(start_node, ros_env, tiny_onnx,
                                                             tmp_path):
     needs_32 = faulty_models.needs_32x32(tmp_path / 'needs_32.onnx')
@@ -124,6 +124,7 @@ def test_a_model_failing_at_run_time_is_refused_or_survived(start_node, ros_env,
     assert node.process.poll() is None
 
 
+@pytest.mark.slow
 def test_a_failing_worker_is_reported_and_restarted(ros_env, tiny_onnx):
     node = RunningNode([sys.executable, str(HELPERS / 'faulty_classifier_node.py'), '3',
                         *ros_arguments(parameters(tiny_onnx))], ros_env)
@@ -143,6 +144,7 @@ def test_a_failing_worker_is_reported_and_restarted(ros_env, tiny_onnx):
         assert node.stop() == 0
 
 
+@pytest.mark.slow
 def test_rates_and_overrides_change_safely_at_run_time(start_node, ros_env, tiny_onnx):
     node = start_node(NODE, parameters(tiny_onnx))
     node.wait_for('active:')
@@ -159,6 +161,7 @@ def test_rates_and_overrides_change_safely_at_run_time(start_node, ros_env, tiny
     assert len(results) >= 5 and time.monotonic() - changed < 20  # not 100 s of sleep
 
 
+@pytest.mark.slow
 def test_input_rate_on_diagnostics_is_the_rate_sent(start_node, ros_env, tiny_onnx):
     node = start_node(NODE, parameters(tiny_onnx))
     node.wait_for('active:')

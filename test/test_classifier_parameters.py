@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from array import array
 
-from conftest import REPO_ROOT
 from dl_perception.ros.classifier_parameters import PARAMETERS
 from dl_perception.ros.qos_matching import choose_reliability
+from paths import REPO_ROOT
 import pytest
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy

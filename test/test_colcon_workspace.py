@@ -19,6 +19,7 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.ros
 def test_colcon_list_finds_only_dl_perception(workspace):
     assert (workspace / 'src/dl_perception/tools/pip_interfaces/vision_msgs/package.xml').exists()
     result = subprocess.run(['colcon', 'list'], cwd=workspace, capture_output=True, text=True,

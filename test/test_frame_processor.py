@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import HELPERS
 import cv2
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.classifier import InferenceError
@@ -15,13 +14,11 @@ from dl_perception.ros.frame_processor import ProcessingSettings
 from dl_perception.ros.image_conversion import image_to_msg
 from dl_perception.ros.latest_frames import ReceivedFrame
 from dl_perception.ros.node_statistics import NodeStatistics
+import faulty_models
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
-
-sys.path.insert(0, str(HELPERS))
-import faulty_models  # noqa: E402, I100 - a test helper, found through HELPERS
 
 
 def settings(**overrides) -> ProcessingSettings:
@@ -95,6 +92,7 @@ def test_frames_over_max_image_pixels_are_rejected_before_decoding(tiny_onnx):
                for _, why in processor.rejected)
 
 
+@pytest.mark.ros
 def test_center_crop_of_a_row_image_allocates_no_more_than_the_input():
     """In a fresh process, so the peak resident memory belongs to this one call."""
     script = '\n'.join([

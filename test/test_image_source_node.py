@@ -9,15 +9,15 @@ import subprocess
 import sys
 import time
 
-from conftest import FASHION_MNIST
-from conftest import start_helper
 import cv2
 from dl_perception.datasets import FASHION_MNIST_CLASSES
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.datasets.frame_sources import check_source
 from dl_perception.datasets.frame_sources import render_frame
 import numpy as np
+from paths import FASHION_MNIST
 import pytest
+from ros_testing import start_helper
 
 NODE = [sys.executable, '-m', 'dl_perception.ros.image_source_node']
 

@@ -23,15 +23,56 @@ def _fits(size: int, kernel: int, padding: int, dilation: int) -> bool:
     return kernel + (kernel - 1) * (dilation - 1) <= size + 2 * padding
 
 
-# (size, kernel, stride, padding, dilation), only windows that fit the padded input
-CONV_CASES = [case for case in itertools.product((5, 28, 33), (1, 3, 4, 5, 7), (1, 2, 3),
-                                                 (0, 1, 3), (1, 2, 3))
-              if _fits(case[0], case[1], case[3], case[4])]
+# (size, kernel, stride, padding, dilation), only windows that fit the padded input: the
+# whole grid is checked against the formula (arithmetic, cheap), a representative set of it
+# against PyTorch.
+CONV_GRID = [case for case in itertools.product((5, 28, 33), (1, 3, 4, 5, 7), (1, 2, 3),
+                                                (0, 1, 3), (1, 2, 3))
+             if _fits(case[0], case[1], case[3], case[4])]
+
+CONV_CASES = [
+    (28, 3, 1, 1, 1),  # the common 'same' 3x3
+    (28, 1, 1, 0, 1),  # 1x1: the size is kept
+    (28, 4, 2, 1, 1),  # even kernel, stride 2
+    (33, 7, 2, 3, 1),  # a ResNet-like stem on an odd size
+    (33, 3, 3, 0, 1),  # stride 3 does not divide 33 - 3: the floor drops the remainder
+    (28, 3, 2, 1, 2),  # strided and dilated
+    (33, 5, 3, 3, 3),  # the largest dilated window the grid has, strided
+    (28, 7, 1, 0, 3),  # dilated 7 spans 19
+    (5, 5, 1, 0, 1),  # the window is the whole input: one output
+    (5, 3, 1, 0, 2),  # a dilated window that is the whole input
+    (5, 7, 1, 1, 1),  # a window wider than the input, fitting only with padding
+    (5, 1, 3, 3, 1),  # more padding than input, stride 3
+    (5, 3, 2, 3, 3),  # small input, large padding and dilation
+    (5, 4, 3, 0, 1),  # stride larger than what is left after the first window
+]
 
 
-def test_grid_covers_strided_and_dilated_cases():
-    assert len(CONV_CASES) > 150
+def test_representative_cases_are_in_the_grid_and_cover_it():
+    assert len(CONV_GRID) > 150
+    assert set(CONV_CASES) <= set(CONV_GRID)
+    for position, values in enumerate(zip(*CONV_GRID)):
+        assert {case[position] for case in CONV_CASES} == set(values)
     assert any(stride > 1 and dilation > 1 for _, _, stride, _, dilation in CONV_CASES)
+    assert any(formula(*case) == 1 for case in CONV_CASES)
+
+
+def test_conv_output_size_matches_the_formula_over_the_whole_grid():
+    for size, kernel, stride, padding, dilation in CONV_GRID:
+        for width in (size, size + 4):
+            assert conv_output_size(width, kernel, stride, padding, dilation) == \
+                formula(width, kernel, stride, padding, dilation), (width, kernel, stride,
+                                                                    padding, dilation)
+
+
+def test_conv_output_size_properties_over_the_whole_grid():
+    # Larger input never shrinks the output; stride 1 without dilation or padding loses k - 1.
+    for size, kernel, stride, padding, dilation in CONV_GRID:
+        out = conv_output_size(size, kernel, stride, padding, dilation)
+        assert out >= 1
+        assert conv_output_size(size + stride, kernel, stride, padding, dilation) == out + 1
+        if stride == 1 and dilation == 1 and padding == 0:
+            assert out == size - kernel + 1
 
 
 @pytest.mark.parametrize('size,kernel,stride,padding,dilation', CONV_CASES)
@@ -56,14 +97,13 @@ def test_conv_block_shape_matches_formula(size, kernel, stride, padding, dilatio
     assert out.shape == (2, 4, expected, expected)
 
 
-@pytest.mark.parametrize('size', (5, 28, 33))
-@pytest.mark.parametrize('kernel', (1, 3, 5))
-@pytest.mark.parametrize('stride', (1, 2, 3))
-@pytest.mark.parametrize('dilation', (1, 2))
-def test_conv_block_default_padding_is_same_style(size, kernel, stride, dilation):
-    out = conv_block(1, 1, kernel, stride, dilation=dilation)(torch.zeros(1, 1, size, size))
+def test_conv_block_default_padding_is_same_style():
     # odd kernel, padding d(k-1)/2: the size is kept at stride 1 and divided (rounded up) at s
-    assert out.shape[-1] == math.ceil(size / stride)
+    for size, kernel, stride, dilation in itertools.product((5, 28, 33), (1, 3, 5), (1, 2, 3),
+                                                            (1, 2)):
+        block = conv_block(1, 1, kernel, stride, dilation=dilation)
+        out = block(torch.zeros(1, 1, size, size))
+        assert out.shape[-1] == math.ceil(size / stride), (size, kernel, stride, dilation)
 
 
 POOL_CASES = [case for case in itertools.product((6, 28, 31), (2, 3, 4), (1, 2, 3), (0, 1, 2))

@@ -121,6 +121,7 @@ print('ok', [name for name, module in sys.modules.items()
 """
 
 
+@pytest.mark.ros
 def test_robot_path_imports_without_torch():
     result = subprocess.run([sys.executable, '-c', WITHOUT_TORCH], capture_output=True,
                             text=True, timeout=120)

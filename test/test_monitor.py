@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 
-from conftest import start_helper
 from dl_perception.inference.scoreboard import format_summary
 from dl_perception.inference.scoreboard import Scoreboard
 from dl_perception.ros.monitor import label_names
@@ -15,6 +14,7 @@ from dl_perception.ros.monitor import MonitorOptions
 from dl_perception.ros.monitor import top1
 import numpy as np
 import pytest
+from ros_testing import start_helper
 from vision_msgs.msg import Classification
 from vision_msgs.msg import LabelInfo
 from vision_msgs.msg import ObjectHypothesis

@@ -15,22 +15,22 @@ import subprocess
 import sys
 import time
 
-from conftest import _domain_ids
-from conftest import diagnostics
-from conftest import HELPERS
-from conftest import publish
-from conftest import read_line
-from conftest import recorded
-from conftest import REPO_ROOT
-from conftest import requires_ros2_tooling
-from conftest import ros2_until
-from conftest import start_recorder
-from conftest import values_of
 from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
 import numpy as np
+from paths import HELPERS
+from paths import REPO_ROOT
 import pytest
+from ros_testing import diagnostics
+from ros_testing import domain_ids
+from ros_testing import publish
+from ros_testing import read_line
+from ros_testing import recorded
+from ros_testing import requires_ros2_tooling
+from ros_testing import ros2_until
+from ros_testing import start_recorder
+from ros_testing import values_of
 import yaml
 
 pytestmark = [pytest.mark.ros, requires_ros2_tooling]
@@ -179,7 +179,7 @@ def test_launched_node_obeys_ros2_param_service_and_lifecycle(ros2, ros2_cli, ti
 @pytest.mark.slow
 def test_ros2_run_with_the_shipped_config_equals_the_launch_file(ros2, ros2_cli, tiny_onnx):
     # In a domain of its own, so both start at once and each CLI call sees one /classifier.
-    run_env = dict(ros2_cli, ROS_DOMAIN_ID=str(next(_domain_ids)))
+    run_env = dict(ros2_cli, ROS_DOMAIN_ID=str(next(domain_ids)))
     run = ros2('run', 'dl_perception', 'classifier_node', '--ros-args', '--params-file',
                str(SHIPPED_CONFIG), '-p', f'model_path:={tiny_onnx}', env=run_env)
     launch_classifier(ros2, tiny_onnx)

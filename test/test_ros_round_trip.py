@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import read_line
-from conftest import start_helper
 import pytest
+from ros_testing import read_line
+from ros_testing import start_helper
 
 SAMPLE = {
     'frame_id': 'camera_optical_frame/ünïcode',

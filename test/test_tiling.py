@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import train_folder_lenet
 import cv2
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
@@ -14,6 +13,7 @@ from dl_perception.inference.tiling import merge_tiles
 from dl_perception.inference.tiling import TileDetection
 import numpy as np
 import pytest
+from training_runs import train_folder_lenet
 
 FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
 CLASSES = {0: 'T-shirt_top', 1: 'Trouser', 8: 'Bag', 9: 'Ankle boot'}

@@ -103,6 +103,7 @@ def test_corrupt_checkpoint_gives_a_clear_error(trained_run, tmp_path):
         load_checkpoint(tmp_path / 'missing.pt')
 
 
+@pytest.mark.ros
 def test_evaluate_cli_matches_the_runs_test_accuracy(trained_run, tmp_path):
     result = subprocess.run(['dl-perception', 'evaluate', str(trained_run / 'best.pt'),
                              '--output', str(tmp_path), '--workers', '0'],
@@ -118,6 +119,8 @@ def test_evaluate_cli_matches_the_runs_test_accuracy(trained_run, tmp_path):
     assert (tmp_path / 'confusion_matrix.png').exists()
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_resume_after_sigint_matches_an_uninterrupted_run(tmp_path):
     common = [f'--set={item}' for item in SMALL_RUN] + [
         f'--set=output_dir={tmp_path}', '--set=epochs=3', '--set=model.dropout=0.3',
@@ -151,6 +154,7 @@ def test_resume_after_sigint_matches_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+@pytest.mark.ros
 def test_resume_refuses_to_change_the_config(trained_run, tmp_path):
     copy = tmp_path / 'copy'
     shutil.copytree(trained_run, copy)
@@ -159,6 +163,7 @@ def test_resume_refuses_to_change_the_config(trained_run, tmp_path):
     assert 'only epochs and progress may change, not optimizer' in result.stderr
 
 
+@pytest.mark.slow
 def test_divergence_rolls_back_and_divides_the_learning_rate(tmp_path, caplog):
     config = small_config(tmp_path, 'epochs=2', 'optimizer.name=sgd', 'optimizer.lr=300',
                           'divergence.max_retries=6', 'run_name=planted')
@@ -171,6 +176,7 @@ def test_divergence_rolls_back_and_divides_the_learning_rate(tmp_path, caplog):
     assert summary['test_accuracy'] > 0.5  # it recovered and learned
 
 
+@pytest.mark.ros
 def test_divergence_beyond_the_retries_stops_with_a_clear_error(tmp_path):
     result = train_cli(*[f'--set={item}' for item in SMALL_RUN], '--set=epochs=1',
                        '--set=optimizer.name=sgd', '--set=optimizer.lr=1e6',
@@ -219,6 +225,7 @@ def test_regularizers_run_together(tmp_path):
         assert float((rows ** 2).sum(dim=1).max()) <= 2.0 + 1e-5
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize('overrides, message', [
     (['optimizer.nme=adam'], 'unknown config key optimizer.nme; allowed keys in optimizer'),
     (['optimizer.name=adamm'], "optimizer.name = 'adamm' is not allowed; choose one of"),
@@ -237,6 +244,7 @@ def test_bad_configs_fail_before_training(tmp_path, overrides, message):
     assert not (tmp_path / 'bad' / 'last.pt').exists()
 
 
+@pytest.mark.ros
 def test_train_help_documents_every_config_key():
     result = subprocess.run(['dl-perception', 'train', '--help'], capture_output=True,
                             text=True, timeout=60)
@@ -246,6 +254,8 @@ def test_train_help_documents_every_config_key():
         assert key in result.stdout
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_lr_find_suggests_a_rate_and_plots_it(tmp_path):
     result = subprocess.run(
         ['dl-perception', 'lr-find', *[f'--set={item}' for item in SMALL_RUN],
@@ -325,6 +335,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert len(read_metrics(tmp_path / 'ddp')) == 2
 
 
+@pytest.mark.slow
 def test_gradient_norms_show_vanishing_gradients_with_sigmoid(tmp_path):
     """VGG-11 without batch norm: sigmoid starves the input layers, ReLU does not."""
     ratios = {}

@@ -118,6 +118,7 @@ def test_resume_repairs_what_a_kill_between_last_and_best_left(runs, tmp_path):
     assert load_checkpoint(killed / 'best.pt')['epoch'] == 2
 
 
+@pytest.mark.slow
 def test_a_dead_model_ends_with_a_warning_and_its_own_exit_status(tmp_path, caplog):
     # lr 20 diverges, is rolled back to 2, and ends at chance accuracy (0.09 measured)
     status = main_exit(['train', *[f'--set={item}' for item in SMALL], '--set=epochs=1',

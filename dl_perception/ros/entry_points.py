@@ -4,7 +4,9 @@ Console-script entry points of the nodes; standard library only, so that they lo
 A node module imports rclpy, OpenCV and ONNX Runtime, which takes a second or more: a SIGINT
 in that window (a launch file stopped while it starts) would print a KeyboardInterrupt
 traceback and exit -2. These entry points make interrupts raise KeyboardInterrupt first, then
-import the node, and turn an interrupt at any point into a quiet exit 0.
+import the node, and turn an interrupt at any point into a quiet exit 0. An interrupt inside
+a C extension's initialisation (ONNX Runtime's) comes out as an ImportError caused by the
+KeyboardInterrupt: that too is an interrupt.
 """
 
 from __future__ import annotations
@@ -27,12 +29,25 @@ def ignore_interrupts() -> None:
         signal.signal(number, signal.SIG_IGN)
 
 
+def caused_by_interrupt(error: BaseException) -> bool:
+    """Return whether ``error`` is, or was raised while handling, a KeyboardInterrupt."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def run_main(module: str) -> int:
     """Import ``module`` and return what its ``main()`` returns; 0 when interrupted."""
     try:
         interrupts_raise()
         return importlib.import_module(module).main()
-    except KeyboardInterrupt:
+    except BaseException as error:  # noqa: B902 - only interrupts are swallowed
+        if not caused_by_interrupt(error):
+            raise
         ignore_interrupts()
         return 0
 

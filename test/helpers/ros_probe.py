@@ -29,6 +29,7 @@ from message_json import to_plain
 import numpy as np
 from rcl_interfaces.srv import SetParameters
 import rclpy
+from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy
 from rclpy.qos import QoSProfile
@@ -143,9 +144,15 @@ def publish(spec: dict) -> None:
             publishers[topic] = node.create_publisher(type(message), topic,
                                                       qos(spec.get('reliability', 'reliable'),
                                                           depth=spec.get('depth', 100)))
-    if spec.get('wait_for_subscribers', True):
+    reliable = spec.get('reliability', 'reliable') != 'best_effort'
+    waited = spec.get('wait_for_subscribers', True)
+    if waited:
         wait_for_subscribers(node, publishers.values())
-    time.sleep(spec.get('settle', 0.5))
+    # Matched on this side is enough for reliable delivery (what the reader misses before it
+    # matches us is sent again, and the acknowledgements are waited for below). A best-effort
+    # reader drops what comes before it has matched us, which this side cannot observe: only
+    # there, or when asked (``settle``), a pause remains.
+    time.sleep(spec.get('settle', 0.0 if reliable and waited else 0.5))
     period = 1.0 / spec.get('rate', 50.0)
     sent, started = 0, time.monotonic()
     for _ in range(spec.get('repeat', 1)):
@@ -156,7 +163,10 @@ def publish(spec: dict) -> None:
             rclpy.spin_once(node, timeout_sec=0.0)
             sent += 1
     elapsed = time.monotonic() - started
-    time.sleep(spec.get('linger', 1.0))
+    # Exit only once every reliable subscriber has acknowledged every message.
+    for publisher in publishers.values():
+        if not publisher.wait_for_all_acked(Duration(seconds=spec.get('linger', 10.0))):
+            print(f'not acknowledged: {publisher.topic_name}', file=sys.stderr, flush=True)
     print(f'done: {sent} messages at {(sent - 1) / max(elapsed, 1e-9):.2f} Hz', flush=True)
 
 

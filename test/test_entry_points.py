@@ -1,0 +1,53 @@
+"""The nodes' console-script entry: an interrupt while importing is a quiet exit 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import signal
+import sys
+
+from dl_perception.ros.entry_points import run_main
+from dl_perception.ros.entry_points import STOP_SIGNALS
+import pytest
+
+
+@pytest.fixture
+def node_module(tmp_path: Path, monkeypatch):
+    """Write a module of the given source under a fresh name; restore the signal handlers."""
+    handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = []
+
+    def write(source: str) -> str:
+        name = f'entry_test_module_{len(names)}'
+        (tmp_path / f'{name}.py').write_text(source)
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
+
+
+def test_main_s_status_is_returned(node_module):
+    assert run_main(node_module('def main():\n    return 3\n')) == 3
+
+
+def test_an_interrupt_inside_an_extension_s_initialisation_is_an_interrupt(node_module):
+    # What ONNX Runtime's pybind module raises when SIGINT lands in its initialisation.
+    name = node_module("raise ImportError('initialization failed') from KeyboardInterrupt()\n")
+    assert run_main(name) == 0
+    assert all(signal.getsignal(number) is signal.SIG_IGN for number in STOP_SIGNALS)
+
+
+def test_an_interrupt_while_main_handles_an_error_is_an_interrupt(node_module):
+    name = node_module('def main():\n    try:\n        raise KeyboardInterrupt\n'
+                       '    finally:\n        raise RuntimeError("while stopping")\n')
+    assert run_main(name) == 0
+
+
+def test_a_real_import_error_is_not_swallowed(node_module):
+    with pytest.raises(ImportError, match='no such thing'):
+        run_main(node_module("raise ImportError('no such thing')\n"))
