@@ -14,6 +14,8 @@ import sys
 BENCHMARKS = {
     'pipeline': 'inference path on 640x480 frames: raw ONNX Runtime to node, PyTorch '
                 'baseline node, OpenVINO, ROS floor',
+    'overload': 'classifier_node flooded by one camera at rising rates: output must hold '
+                '>= 0.9x its saturated rate',
     'soak': 'classifier_node fed at 30 Hz for minutes: memory growth, frames accounted for',
     'int8_speed': 'float32 vs int8 ONNX (and OpenVINO) images/s, file sizes',
     'train_throughput': 'Trainer images/s against a plain PyTorch loop, same run',

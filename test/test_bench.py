@@ -69,3 +69,21 @@ def test_soak_accounts_for_every_frame(demo_like_model, ros_env, tmp_path):
     assert report['fastdds_transports'] == 'LARGE_DATA'
     # A share of the machine's cores; a run shorter than the warm-up leaves no window, so 0.
     assert 0 <= report['node_cpu_percent_of_one_core_after_warm_up'] <= 100 * os.cpu_count()
+
+
+def test_overload_counts_the_output_at_each_input_rate(tiny_onnx, ros_env, tmp_path):
+    output = tmp_path / 'overload.json'
+    result = subprocess.run(
+        [sys.executable, '-m', 'benchmarks', 'overload', '--rates', '20', '60', '--seconds',
+         '3', '--model', str(tiny_onnx), '--output', str(output)],
+        cwd=REPOSITORY, env=ros_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(output.read_text())
+    rows = report['rows']
+    assert [row['asked_hz'] for row in rows] == [20, 60]
+    for row in rows:  # far below saturation: every frame sent is classified
+        assert row['input_hz'] == pytest.approx(row['asked_hz'], rel=0.1)
+        assert row['output_hz'] == pytest.approx(row['input_hz'], rel=0.2)
+    assert report['saturated_output_hz'] == max(row['output_hz'] for row in rows)
+    assert 'batch sizes (size: batches)' in report['node_diagnostics']
+    assert 'saturated output S' in result.stdout

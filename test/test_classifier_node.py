@@ -198,6 +198,12 @@ def test_fuzzed_messages_are_counted_and_valid_frames_still_classified(start_nod
     values = {pair['key']: pair['value'] for pair in status['values']}
     assert values['received'] == str(bad + 10)
     assert values['rejected (malformed)'] == str(bad)
+    batches = dict(pair.split(': ') for pair in values['batch sizes (size: batches)'].split(', '))
+    assert sum(int(size) * int(count) for size, count in batches.items()) == \
+        int(values['published'])
+    for stage in ('receive', 'wait', 'convert', 'preprocess', 'infer', 'postprocess', 'publish'):
+        assert float(values[f'{stage} p50 / p95 (ms)'].split(' / ')[0]) >= 0, stage
+        assert f'{stage} ' in values['stages p50 (ms)']
     assert node.process.poll() is None
     assert node.stop(signal.SIGINT) == 0
 

@@ -109,3 +109,14 @@ def test_center_crop_of_a_row_image_allocates_no_more_than_the_input():
     shape, low, grown_mib = result.stdout.rsplit(' ', 2)
     assert shape == '(28, 28, 1)' and low == '255', result.stderr
     assert int(grown_mib) < 50  # the row itself is 2 MB; scaling it whole took 1,500 MB
+
+
+def test_each_stage_of_a_batch_is_timed_and_its_size_counted(tiny_onnx):
+    processor = Processor()
+    frames = {camera: grey_msg(np.full((28, 28), 80, np.uint8)) for camera in ('/a', '/b')}
+    processor.run(Classifier(tiny_onnx), frames)
+    values = processor.statistics.report({})
+    assert values['batch sizes (size: batches)'] == '2: 1'
+    for stage in ('wait', 'convert', 'preprocess', 'infer', 'postprocess'):
+        assert values[f'{stage} p50 / p95 (ms)'] != 'n/a', stage
+    assert values['publish p50 / p95 (ms)'] == 'n/a'  # the node publishes, not the processor

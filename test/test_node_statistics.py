@@ -88,3 +88,21 @@ def test_messages_that_are_all_rejected_are_an_error():
     assert errors == ['messages arrive but none was usable for more than 3 s; last '
                       'rejection: /image: unsupported encoding']
     assert warnings == ['40 malformed messages rejected since the last report']
+
+
+def test_stage_times_and_batch_sizes_are_reported():
+    statistics = NodeStatistics(Clock())
+    values = statistics.report({})
+    assert values['infer p50 / p95 (ms)'] == 'n/a'
+    assert values['batch sizes (size: batches)'] == 'none yet'
+    for milliseconds in (1.0, 2.0, 3.0, 4.0, 100.0):
+        statistics.on_stage('infer', milliseconds)
+    statistics.on_stage('wait', 0.25)
+    for size in (1, 2, 2, 1, 2):
+        statistics.on_batch(size)
+    values = statistics.report({})
+    assert values['infer p50 / p95 (ms)'] == '3.0 / 80.8'
+    assert values['wait p50 / p95 (ms)'] == '0.2 / 0.2'
+    assert values['stages p50 (ms)'].startswith('receive n/a, wait 0.25, convert n/a')
+    assert 'infer 3.00' in values['stages p50 (ms)']
+    assert values['batch sizes (size: batches)'] == '1: 2, 2: 3'

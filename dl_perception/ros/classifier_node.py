@@ -333,6 +333,10 @@ class ClassifierNode(LifecycleNode):
     def _on_image(self, topic: str, msg: Image | CompressedImage) -> None:
         """Check the message's structure and keep it as the camera's newest frame."""
         self._statistics.on_received(topic)
+        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+        if stamp_ns:
+            self._statistics.on_stage('receive',
+                                      (self.get_clock().now().nanoseconds - stamp_ns) / 1e6)
         check = check_compressed_msg if isinstance(msg, CompressedImage) else check_image_msg
         try:
             check(msg, self._settings.processing.max_image_pixels)
@@ -394,6 +398,7 @@ class ClassifierNode(LifecycleNode):
         overlay = self._outputs['overlay']
         want_overlay = settings.publish_overlay and overlay.get_subscription_count() > 0
         results = self._processor.process(classifier, frames, settings, want_overlay)
+        started = time.perf_counter()
         for message in results.classifications:
             self._outputs['classification'].publish(message)
             self._count_published(message.header)
@@ -402,6 +407,8 @@ class ClassifierNode(LifecycleNode):
             self._count_published(message.header)
         for header, image in results.overlays:
             overlay.publish(image_to_msg(image, 'bgr8', header))
+        if results.classifications or results.detections:
+            self._statistics.on_stage('publish', (time.perf_counter() - started) * 1e3)
 
     def _count_published(self, header: Header) -> None:
         stamp_ns = Time.from_msg(header.stamp).nanoseconds

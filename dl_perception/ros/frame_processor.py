@@ -115,12 +115,19 @@ class FrameProcessor:
 
         :raises InferenceError: the model failed on the batch.
         """
+        taken = time.monotonic()
         decoded, inputs = [], []
         for camera, frame in frames.items():
+            self._statistics.on_stage('wait', (taken - frame.arrived) * 1e3)
             try:
+                started = time.perf_counter()
                 image, order = decode(frame.message, settings.max_image_pixels)
+                converted = time.perf_counter()
+                self._statistics.on_stage('convert', (converted - started) * 1e3)
                 if settings.mode == 'classify':
                     inputs.append(classifier.preprocess(image, order))
+                    self._statistics.on_stage('preprocess',
+                                              (time.perf_counter() - converted) * 1e3)
             except FRAME_ERRORS as error:
                 self._on_reject(camera, str(error))
                 continue
@@ -128,13 +135,17 @@ class FrameProcessor:
         results = Results()
         if not decoded:
             return results
+        self._statistics.on_batch(len(decoded))
         started = time.perf_counter()
-        if settings.mode == 'tiles':
+        if settings.mode == 'tiles':  # tiles are cut, classified and merged in one go: infer
             self._detect(classifier, decoded, settings, want_overlay, results)
-        else:
-            probabilities = classifier.probabilities(np.stack(inputs))
-            self._classify(classifier, decoded, probabilities, settings, want_overlay, results)
-        self._statistics.on_inference((time.perf_counter() - started) * 1e3)
+            self._statistics.on_stage('infer', (time.perf_counter() - started) * 1e3)
+            return results
+        probabilities = classifier.probabilities(np.stack(inputs))
+        inferred = time.perf_counter()
+        self._statistics.on_stage('infer', (inferred - started) * 1e3)
+        self._classify(classifier, decoded, probabilities, settings, want_overlay, results)
+        self._statistics.on_stage('postprocess', (time.perf_counter() - inferred) * 1e3)
         return results
 
     def _classify(self, classifier: Classifier, decoded: list[_Decoded],

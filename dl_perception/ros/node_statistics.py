@@ -8,6 +8,7 @@ that the arithmetic is tested without waiting.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ import numpy as np
 
 RATE_WINDOW_S = 5.0
 LATENCY_SAMPLES = 500
+# A frame's way through the node, in order (milliseconds each, on /diagnostics):
+# receive: image stamp -> subscription callback (the transport, if the stamp is the sender's
+# clock); wait: callback -> the worker took it; convert: message -> image array; preprocess:
+# resize/crop/normalise; infer: the model on the frame's batch; postprocess: ranking, messages
+# (and overlays) for the batch; publish: the batch's messages sent.
+STAGES = ('receive', 'wait', 'convert', 'preprocess', 'infer', 'postprocess', 'publish')
 
 
 class _Rate:
@@ -81,7 +88,8 @@ class NodeStatistics:
         self._input_rates: dict[Hashable, _Rate] = {}
         self._output_rate = _Rate()
         self._latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
-        self._inference_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self._stage_ms = {stage: deque(maxlen=LATENCY_SAMPLES) for stage in STAGES}
+        self._batch_sizes: Counter[int] = Counter()
         self._input = _Event()
         self._accepted = _Event()
         self._published = _Event()
@@ -127,10 +135,15 @@ class NodeStatistics:
             self._output_rate.add(now)
             self._latency_ms.append(latency_ms)
 
-    def on_inference(self, milliseconds: float) -> None:
-        """Record the time one batch spent in the classifier (preprocessing included)."""
+    def on_stage(self, stage: str, milliseconds: float) -> None:
+        """Record the time a frame (or its batch) spent in one of STAGES."""
         with self._lock:
-            self._inference_ms.append(milliseconds)
+            self._stage_ms[stage].append(milliseconds)
+
+    def on_batch(self, size: int) -> None:
+        """Count a batch of ``size`` frames sent through the model together."""
+        with self._lock:
+            self._batch_sizes[size] += 1
 
     def on_inference_error(self, reason: str) -> None:
         """Count a batch the model failed on."""
@@ -152,6 +165,9 @@ class NodeStatistics:
             p50, p95 = np.percentile(np.asarray(samples), [50, 95])
             return f'{p50:.1f} / {p95:.1f}'
 
+        def median(samples: deque) -> str:
+            return f'{np.median(np.asarray(samples)):.2f}' if samples else 'n/a'
+
         with self._lock:
             values = {
                 f'input rate {topic} (Hz)': f'{rate.per_second(now):.1f}'
@@ -159,7 +175,13 @@ class NodeStatistics:
             values.update({
                 'output rate (Hz)': f'{self._output_rate.per_second(now):.1f}',
                 'latency stamp->publish p50 / p95 (ms)': percentiles(self._latency_ms),
-                'inference p50 / p95 (ms)': percentiles(self._inference_ms),
+                'stages p50 (ms)': ', '.join(f'{stage} {median(samples)}'
+                                             for stage, samples in self._stage_ms.items()),
+                **{f'{stage} p50 / p95 (ms)': percentiles(samples)
+                   for stage, samples in self._stage_ms.items()},
+                'batch sizes (size: batches)': ', '.join(
+                    f'{size}: {count}' for size, count in sorted(self._batch_sizes.items()))
+                or 'none yet',
                 'received': str(sum(self.received.values())),
                 'published': str(self._published.count),
                 'dropped (newer frame arrived)': str(sum(dropped.values())),
