@@ -20,6 +20,7 @@ from typing import Any
 from dl_perception.models.activations import ACTIVATIONS
 from dl_perception.preprocessing.spec import RESIZE_POLICIES
 from dl_perception.training.optimizers import MOMENTUM_BOUNDS
+from dl_perception.training.optimizers import MOMENTUM_FORMS
 from dl_perception.training.optimizers import OPTIMIZER_NAMES
 from dl_perception.training.schedules import SCHEDULE_NAMES
 import yaml
@@ -128,6 +129,10 @@ class OptimizerConfig:
                        OPTIMIZER_NAMES)
     lr: float = option(0.05, 'initial learning rate')
     momentum: float = option(0.9, 'momentum / nesterov: momentum coefficient')
+    momentum_form: str = option(
+        'pytorch', "momentum / nesterov: pytorch = torch's b = mu*b + g, p -= lr*b; lecture = "
+                   'dw = mu*dw - lr*g, p += dw (differ when the schedule changes lr)',
+        MOMENTUM_FORMS)
     betas: list = option([0.9, 0.999], 'adam / adamw: moment decay rates')
     eps: float = option(1e-8, 'adagrad / rmsprop / adam / adamw: numerical epsilon')
     alpha: float = option(0.99, 'rmsprop: decay rate of the squared-gradient average')

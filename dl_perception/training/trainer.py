@@ -193,7 +193,7 @@ class Trainer:
         self.optimizer = create_optimizer(
             optim.name, trainable, lr=optim.lr, momentum=optim.momentum,
             betas=tuple(optim.betas), eps=optim.eps, alpha=optim.alpha,
-            weight_decay=decay if owned else 0.0)
+            weight_decay=decay if owned else 0.0, momentum_form=optim.momentum_form)
         self.rules = StepRules(
             regularization, weight_decay=0.0 if owned else decay,
             full_batch=self.full_batch, explode_factor=config.divergence.explode_factor,
