@@ -22,6 +22,7 @@ from dl_perception.preprocessing.spec import RESIZE_POLICIES
 from dl_perception.training.optimizers import MOMENTUM_BOUNDS
 from dl_perception.training.optimizers import MOMENTUM_FORMS
 from dl_perception.training.optimizers import OPTIMIZER_NAMES
+from dl_perception.training.regularization import EARLY_STOPPING_METRICS
 from dl_perception.training.schedules import SCHEDULE_NAMES
 import yaml
 
@@ -180,8 +181,14 @@ class RegularizationConfig:
     grad_clip: float | None = option(None, 'clip the global gradient norm to this value')
     label_smoothing: float = option(0.0, 'label smoothing of the cross-entropy target')
     early_stopping_patience: int | None = option(None, 'stop after this many epochs without '
-                                                       'validation accuracy gain; null = off')
-    early_stopping_min_delta: float = option(0.0, 'smallest accuracy gain that counts')
+                                                       'improvement of the watched validation '
+                                                       'metric; null = off')
+    early_stopping_min_delta: float = option(0.0, 'smallest improvement that counts, in the '
+                                                  "watched metric's units")
+    early_stopping_metric: str = option(
+        'accuracy', 'validation metric that early stopping watches and best.pt is chosen by: '
+                    'accuracy (highest) or loss (lowest, the "validation error")',
+        tuple(EARLY_STOPPING_METRICS))
 
     def __post_init__(self) -> None:
         for name in ('l1', 'l2', 'weight_decay', 'early_stopping_min_delta'):
