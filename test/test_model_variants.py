@@ -64,10 +64,83 @@ def test_torchvision_googlenet_weights_fit_only_the_torchvision_option():
         googlenet().load_state_dict(theirs, strict=True)
 
 
-def test_papers_googlenet_trains_a_step_at_28x28():
+def test_papers_googlenet_trains_a_step_on_small_grey_images():
     torch.manual_seed(0)
-    model = build_model('googlenet', num_classes=10, in_channels=1, input_size=28)
-    loss = nn.functional.cross_entropy(model(torch.randn(2, 1, 28, 28)), torch.tensor([0, 3]))
+    model = build_model('googlenet', num_classes=10, in_channels=1, input_size=16)
+    loss = nn.functional.cross_entropy(model(torch.randn(2, 1, 16, 16)), torch.tensor([0, 3]))
     loss.backward()
     grad = model.inception4c.branch3[1].conv.weight.grad
     assert grad.shape[-2:] == (5, 5) and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def resnet_features(model: nn.Module, images: torch.Tensor, stages: int = 4) -> torch.Tensor:
+    """The feature map after ``stages`` residual stages (the network without pool and fc)."""
+    x = model.maxpool(model.relu(model.bn1(model.conv1(images))))
+    for stage in range(1, stages + 1):
+        x = model.get_submodule(f'layer{stage}')(x)
+    return x
+
+
+@pytest.mark.parametrize('dilate, side', [
+    ([False, False, False], 7), ([False, False, True], 14), ([False, True, True], 28)])
+def test_dilated_resnet_keeps_the_resolution_it_is_asked_to(dilate, side):
+    with torch.device('meta'):
+        model = build_model('resnet50', num_classes=10, replace_stride_with_dilation=dilate)
+        assert resnet_features(model, torch.empty(1, 3, 224, 224)).shape == (1, 2048, side, side)
+        assert model(torch.empty(1, 3, 224, 224)).shape == (1, 10)
+
+
+def test_dilated_stages_dilate_their_3x3_convolutions():
+    model = build_model('resnet50', num_classes=10, in_channels=1, input_size=28,
+                        replace_stride_with_dilation=[False, True, True])
+    dilations = {stage: [block.conv2.dilation[0] for block in model.get_submodule(stage)]
+                 for stage in ('layer2', 'layer3', 'layer4')}
+    # the first block of a dilated stage gives up its stride and keeps the earlier dilation
+    assert dilations == {'layer2': [1] * 4, 'layer3': [1] + [2] * 5, 'layer4': [2] + [4] * 2}
+    assert all(block.conv2.stride == (1, 1) for block in [*model.layer3, *model.layer4])
+    assert resnet_features(model, torch.randn(1, 1, 28, 28)).shape[-2:] == (14, 14)
+
+
+def footprint(output: torch.Tensor, images: torch.Tensor) -> int:
+    """Input rows that the centre output unit depends on (its receptive field's side)."""
+    centre = output.shape[-1] // 2
+    output[..., centre, centre].sum().backward()
+    rows = images.grad[0].abs().sum(dim=(0, 2)).nonzero()
+    return int(rows.max() - rows.min() + 1)
+
+
+@pytest.mark.parametrize('dilation', [1, 2, 4])
+def test_a_dilated_3x3_kernel_sees_f_plus_f_minus_1_times_d_minus_1_pixels(dilation):
+    model = build_model('resnet50', num_classes=10, input_size=28,
+                        replace_stride_with_dilation=[False, True, True])
+    conv = next(block.conv2 for block in [*model.layer3, *model.layer4]
+                if block.conv2.dilation == (dilation, dilation))
+    images = torch.randn(1, conv.in_channels, 21, 21, requires_grad=True)
+    output = conv(images)
+    assert output.shape[-2:] == (21, 21)  # padding = dilation keeps the size
+    assert footprint(output, images) == 3 + (3 - 1) * (dilation - 1)
+
+
+def test_dilation_keeps_the_receptive_field_of_the_strided_stage():
+    # Linear activations and positive weights: every path adds, so the gradient is non-zero
+    # exactly on the receptive field. Small-input stem (3x3, no max pool): 2 stages see
+    # 3 + 3 * 2 (layer1) + 2 + 3 * 4 (layer2, the first conv strided or not) = 23 pixels.
+    def measure(dilate: list[bool]) -> tuple[int, int]:
+        model = build_model('resnet50', num_classes=10, input_size=32, activation='linear',
+                            replace_stride_with_dilation=dilate).eval()
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.abs_()
+        images = torch.randn(1, 3, 40, 40, requires_grad=True)
+        output = resnet_features(model, images, stages=2)
+        return output.shape[-1], footprint(output, images)
+    assert measure([False, False, False]) == (20, 23)
+    assert measure([True, False, False]) == (40, 23)
+
+
+def test_dilation_is_refused_where_it_is_not_standard():
+    with pytest.raises(ValueError, match='needs bottleneck blocks'):
+        build_model('resnet18', num_classes=10, replace_stride_with_dilation=[False, True, True])
+    with pytest.raises(ValueError, match='three booleans'):
+        build_model('resnet50', num_classes=10, replace_stride_with_dilation=[True])
+    build_model('resnet18', num_classes=10, replace_stride_with_dilation=[False] * 3)
