@@ -17,7 +17,7 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def weight_count(model: nn.Module) -> int:
-    """Convolution and linear weights only: what the GoogLeNet paper's table 1 counts."""
+    """Count the convolution and linear weights only, the GoogLeNet paper's table 1 counts."""
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
 
@@ -74,7 +74,7 @@ def test_papers_googlenet_trains_a_step_on_small_grey_images():
 
 
 def resnet_features(model: nn.Module, images: torch.Tensor, stages: int = 4) -> torch.Tensor:
-    """The feature map after ``stages`` residual stages (the network without pool and fc)."""
+    """Return the feature map after ``stages`` residual stages (no pool, no fc)."""
     x = model.maxpool(model.relu(model.bn1(model.conv1(images))))
     for stage in range(1, stages + 1):
         x = model.get_submodule(f'layer{stage}')(x)
@@ -102,7 +102,7 @@ def test_dilated_stages_dilate_their_3x3_convolutions():
 
 
 def footprint(output: torch.Tensor, images: torch.Tensor) -> int:
-    """Input rows that the centre output unit depends on (its receptive field's side)."""
+    """Count the input rows the centre output unit depends on (its receptive field)."""
     centre = output.shape[-1] // 2
     output[..., centre, centre].sum().backward()
     rows = images.grad[0].abs().sum(dim=(0, 2)).nonzero()

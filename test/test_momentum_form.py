@@ -43,7 +43,7 @@ HAND_STEPS = {
 
 
 def scalar_trajectory(name: str, form: str, lrs: list[float]) -> list[float]:
-    """W after each step on w**2 / 2, with the learning rate set to lrs[k] before step k."""
+    """Return w after each step on w**2 / 2, with the learning rate set to lrs[k] before step k."""
     w = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
     optimizer = create_optimizer(name, [w], lr=lrs[0], momentum=MU, momentum_form=form)
     trajectory = []
@@ -79,7 +79,7 @@ def small_net() -> nn.Module:
 
 def net_trajectory(name: str, form: str, schedule: str, warmup_epochs: float = 0.0,
                    steps: int = 8) -> list[torch.Tensor]:
-    """Flat parameters after each step of a real net under a real schedule."""
+    """Return the flat parameters after each step of a real net under a real schedule."""
     model = small_net()
     optimizer = create_optimizer(name, model.parameters(), lr=0.1, momentum=0.9,
                                  momentum_form=form)
