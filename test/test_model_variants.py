@@ -17,7 +17,7 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def weight_count(model: nn.Module) -> int:
-    """Count the convolution and linear weights only, the GoogLeNet paper's table 1 counts."""
+    """Count the convolution and linear weights: what table 1 of the GoogLeNet paper counts."""
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
 
@@ -144,3 +144,52 @@ def test_dilation_is_refused_where_it_is_not_standard():
     with pytest.raises(ValueError, match='three booleans'):
         build_model('resnet50', num_classes=10, replace_stride_with_dilation=[True])
     build_model('resnet18', num_classes=10, replace_stride_with_dilation=[False] * 3)
+
+
+def alexnet_original(**kwargs) -> nn.Module:
+    options = {'num_classes': 1000, **kwargs}
+    with torch.device('meta'):
+        return build_model('alexnet_original', **options)
+
+
+def test_original_alexnet_has_the_papers_widths_towers_and_lrn():
+    model = alexnet_original()
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [96, 256, 384, 384, 256]
+    assert [c.groups for c in convs] == [1, 2, 1, 2, 2]  # conv3 crosses the towers
+    assert [(c.kernel_size[0], c.stride[0]) for c in convs] == [(11, 4), (5, 1), (3, 1),
+                                                                (3, 1), (3, 1)]
+    assert [type(m) for m in model.features] == [
+        nn.Conv2d, nn.ReLU, nn.LocalResponseNorm, nn.MaxPool2d,
+        nn.Conv2d, nn.ReLU, nn.LocalResponseNorm, nn.MaxPool2d,
+        nn.Conv2d, nn.ReLU, nn.Conv2d, nn.ReLU, nn.Conv2d, nn.ReLU, nn.MaxPool2d]
+    lrn = model.features[2]
+    # the paper's n=5, k=2, alpha=1e-4, beta=0.75; torch divides alpha by n
+    assert (lrn.size, lrn.k, lrn.alpha / lrn.size, lrn.beta) == (5, 2.0, 1e-4, 0.75)
+    assert [m.out_features for m in model.classifier if isinstance(m, nn.Linear)] == [
+        4096, 4096, 1000]
+
+
+def test_original_alexnet_parameter_count_is_the_papers_60_million():
+    two_towers = parameter_count(alexnet_original())
+    one_tower = parameter_count(alexnet_original(towers=1))
+    assert two_towers == 60_965_224  # "60 million parameters" (section 4)
+    assert one_tower == 62_378_344
+    # grouping halves the weights of conv2 (5*5*96*256), conv4 (3*3*384*384), conv5
+    assert one_tower - two_towers == (5 * 5 * 96 * 256 + 9 * 384 * 384 + 9 * 384 * 256) // 2
+    assert parameter_count(build_model('alexnet', num_classes=1000)) == 61_100_840
+
+
+def test_original_alexnet_trains_on_28x28_grey():
+    torch.manual_seed(0)
+    model = build_model('alexnet_original', num_classes=10, in_channels=1, input_size=28)
+    assert model.features[0].kernel_size == (5, 5) and model.features[0].out_channels == 96
+    assert model.features(torch.randn(1, 1, 28, 28)).shape == (1, 256, 2, 2)
+    loss = nn.functional.cross_entropy(model(torch.randn(2, 1, 28, 28)), torch.tensor([4, 9]))
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_original_alexnet_refuses_other_tower_counts():
+    with pytest.raises(ValueError, match='towers must be 1 or 2, got 3'):
+        build_model('alexnet_original', num_classes=10, towers=3)

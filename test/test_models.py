@@ -19,7 +19,7 @@ import torchvision
 VGG_NAMES = ['vgg11', 'vgg11_lrn', 'vgg13', 'vgg16_c', 'vgg16', 'vgg19']
 CIFAR_DEPTHS = [20, 32, 44, 56, 110, 1202]
 EXPECTED_MODELS = sorted(
-    ['lenet', 'alexnet', 'googlenet']
+    ['lenet', 'alexnet', 'alexnet_original', 'googlenet']
     + VGG_NAMES + [f'{name}_bn' for name in VGG_NAMES]
     + [f'resnet{depth}' for depth in (18, 34, 50, 101, 152)]
     + [f'resnet{depth}' for depth in CIFAR_DEPTHS])
