@@ -62,7 +62,9 @@ class ModelConfig:
     dropout: float | None = option(None, 'dropout probability; null = the family default')
     options: dict = option({}, 'family-specific builder options, e.g. {inception: naive}')
     pretrained: str | None = option(
-        None, 'torchvision-format state dict to start from (local file); the head is replaced')
+        None, 'torchvision-format state dict to start from (local file, never downloaded); the '
+              'head is replaced, an RGB stem is summed for grey input, and with '
+              'data.input_size null small images are upsampled to 64 px for ImageNet weights')
     freeze_backbone: bool = option(False, 'train the classifier head only')
 
     def __post_init__(self) -> None:

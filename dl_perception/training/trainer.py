@@ -39,6 +39,8 @@ from dl_perception.training.model_setup import build_from_spec
 from dl_perception.training.model_setup import freeze_backbone
 from dl_perception.training.model_setup import load_pretrained
 from dl_perception.training.model_setup import model_spec_for
+from dl_perception.training.model_setup import pretrained_min_size
+from dl_perception.training.model_setup import read_state_dict
 from dl_perception.training.model_setup import set_training_mode
 from dl_perception.training.optimizers import create_optimizer
 from dl_perception.training.optimizers import owns_weight_decay
@@ -170,15 +172,23 @@ class Trainer:
         self.config, self.run_dir, self.context = config, Path(run_dir), context
         self.device = pick_device(config.device)
         torch.manual_seed(config.seed)
-        self.data = load_data(config.data, config.seed)
+        pretrained, min_size = None, None
+        if checkpoint is not None:  # the size the run started with (upsampled or not)
+            min_size = PreprocessingSpec.from_json(checkpoint['preprocessing']).height
+        elif config.model.pretrained:
+            pretrained = read_state_dict(config.model.pretrained)
+            min_size = pretrained_min_size(config.model, pretrained)
+        self.data = load_data(config.data, config.seed, min_size)
         self.spec = (PreprocessingSpec.from_json(checkpoint['preprocessing'])
                      if checkpoint else self.data.spec)
         self.model_spec = model_spec_for(config.model, len(self.data.classes),
                                          self.spec.num_channels, self.spec.height)
         self.model = build_from_spec(self.model_spec)
-        if config.model.pretrained and checkpoint is None:
-            skipped = load_pretrained(self.model, config.model.pretrained)
-            logger.info('started from %s (new head: %s)', config.model.pretrained, skipped)
+        if pretrained is not None:
+            skipped = load_pretrained(self.model, self.model_spec, config.model.pretrained,
+                                      pretrained)
+            logger.info('started from %s at %d px (new head: %s)', config.model.pretrained,
+                        self.spec.height, skipped)
         frozen = config.model.freeze_backbone
         trainable = freeze_backbone(self.model) if frozen else list(self.model.parameters())
         self.channels_last = (config.channels_last if config.channels_last is not None
