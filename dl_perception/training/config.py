@@ -18,6 +18,7 @@ import typing
 from typing import Any
 
 from dl_perception.models.activations import ACTIVATIONS
+from dl_perception.models.registry import SMALL_INPUT_SIZE
 from dl_perception.preprocessing.spec import RESIZE_POLICIES
 from dl_perception.training.optimizers import MOMENTUM_BOUNDS
 from dl_perception.training.optimizers import MOMENTUM_FORMS
@@ -64,7 +65,8 @@ class ModelConfig:
     pretrained: str | None = option(
         None, 'torchvision-format state dict to start from (local file, never downloaded); the '
               'head is replaced, an RGB stem is summed for grey input, and with '
-              'data.input_size null small images are upsampled to 64 px for ImageNet weights')
+              f'data.input_size null small images are upsampled to {SMALL_INPUT_SIZE} px for '
+              'ImageNet weights')
     freeze_backbone: bool = option(False, 'train the classifier head only')
 
     def __post_init__(self) -> None:
