@@ -19,14 +19,16 @@ import torchvision
 VGG_NAMES = ['vgg11', 'vgg11_lrn', 'vgg13', 'vgg16_c', 'vgg16', 'vgg19']
 CIFAR_DEPTHS = [20, 32, 44, 56, 110, 1202]
 EXPECTED_MODELS = sorted(
-    ['lenet', 'alexnet', 'googlenet']
+    ['lenet', 'alexnet', 'alexnet_original', 'googlenet']
     + VGG_NAMES + [f'{name}_bn' for name in VGG_NAMES]
     + [f'resnet{depth}' for depth in (18, 34, 50, 101, 152)]
     + [f'resnet{depth}' for depth in CIFAR_DEPTHS])
-# the models that are torchvision's network with the default arguments
+# the models that are torchvision's network with the default arguments (plus TWIN_OPTIONS)
 TORCHVISION_TWINS = ['alexnet', 'googlenet', 'resnet18', 'resnet34', 'resnet50', 'resnet101',
                      'resnet152', 'vgg11', 'vgg11_bn', 'vgg13', 'vgg13_bn', 'vgg16',
                      'vgg16_bn', 'vgg19', 'vgg19_bn']
+# GoogLeNet's default is the paper's 5x5 Inception; torchvision's (3x3) is an option
+TWIN_OPTIONS = {'googlenet': {'inception': 'torchvision'}}
 # about a second or more of CPU at 224x224 (two cores); the rest stay in the fast suite
 HEAVY_AT_224 = ['resnet101', 'resnet152', 'resnet1202'] + [
     name for name in EXPECTED_MODELS if name.startswith('vgg')]
@@ -102,14 +104,15 @@ def test_runs_at_the_small_input_threshold(name, size):
 def test_loads_torchvision_state_dict_strictly(name):
     # on the meta device: keys and shapes are checked, no memory or time is spent on weights
     with torch.device('meta'):
-        ours = build_model(name, num_classes=1000)
+        ours = build_model(name, num_classes=1000, **TWIN_OPTIONS.get(name, {}))
         theirs = _torchvision_model(name)
     ours.load_state_dict(theirs.state_dict(), strict=True)
 
 
 def test_googlenet_with_aux_logits_loads_torchvision_default():
     with torch.device('meta'):
-        ours = build_model('googlenet', num_classes=1000, aux_logits=True)
+        ours = build_model('googlenet', num_classes=1000, aux_logits=True,
+                           inception='torchvision')
         theirs = _torchvision_model('googlenet', aux_logits=True)
     ours.load_state_dict(theirs.state_dict(), strict=True)
 
@@ -124,7 +127,7 @@ def test_state_dict_check_can_fail():
 
 @pytest.mark.parametrize('name', _slow_if_heavy(TORCHVISION_TWINS))
 def test_computes_what_torchvision_computes(name):
-    ours = build_model(name, num_classes=1000).eval()
+    ours = build_model(name, num_classes=1000, **TWIN_OPTIONS.get(name, {})).eval()
     theirs = _torchvision_model(name).eval()
     ours.load_state_dict(theirs.state_dict())
     images = torch.randn(1, 3, 64, 64)  # the networks pool adaptively; 64 keeps it cheap

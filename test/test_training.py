@@ -285,10 +285,10 @@ def test_pretrained_backbone_stays_frozen(tmp_path):
     for key in ('conv1.weight', 'layer4.1.conv2.weight', 'bn1.running_mean'):
         assert torch.equal(final[key], source[key]), key
 
-    grey = small_config(tmp_path, 'run_name=mismatch', 'model.name=resnet18',
-                        f'model.pretrained={weights}')
+    small = small_config(tmp_path, 'run_name=mismatch', 'model.name=resnet18',
+                         'data.input_size=32', f'model.pretrained={weights}')
     with pytest.raises(ValueError, match='does not fit the model backbone'):
-        Trainer(grey, tmp_path / 'mismatch')
+        Trainer(small, tmp_path / 'mismatch')
 
 
 def test_image_folder_dataset(tmp_path):

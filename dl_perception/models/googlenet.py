@@ -2,9 +2,10 @@
 GoogLeNet (Szegedy et al. 2015) with Inception modules, in torchvision's batch-norm form.
 
 Built on torchvision.models.GoogLeNet through its ``blocks`` argument: our conv block has the
-attribute names of torchvision's (``conv``, ``bn``), so with the default arguments the state
-dict is torchvision's, while the activation becomes a module that can be chosen (torchvision
-applies ReLU functionally).
+attribute names of torchvision's (``conv``, ``bn``), so the state dict keys are torchvision's,
+while the activation becomes a module that can be chosen (torchvision applies ReLU
+functionally). The default Inception module is the paper's, with a 5x5 convolution in its
+5x5 branch; torchvision's has a 3x3 there, so its weights load with ``inception='torchvision'``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ class NaiveInception(nn.Module):
                          1)
 
 
+class PaperInception(Inception):
+    """
+    Inception module with dimension reduction as the paper has it (figure 2b, table 1).
+
+    torchvision's module, with the convolution after the 5x5 branch's 1x1 reduction made 5x5
+    (torchvision's is 3x3); the keys stay torchvision's, only that kernel's shape differs.
+    """
+
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int,
+                 ch5x5red: int, ch5x5: int, pool_proj: int,
+                 conv_block: Callable[..., nn.Module]) -> None:
+        super().__init__(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj,
+                         conv_block)
+        self.branch3 = nn.Sequential(conv_block(in_channels, ch5x5red, kernel_size=1),
+                                     conv_block(ch5x5red, ch5x5, kernel_size=5, padding=2))
+
+
 class AuxHead(InceptionAux):
     """torchvision's auxiliary classifier with the chosen activation as a module."""
 
@@ -77,14 +95,19 @@ class AuxHead(InceptionAux):
         return self.fc2(x)
 
 
+# inception option -> the module and the name of its conv-block argument. 'torchvision' (3x3
+# where the paper has 5x5) is kept because torchvision's ImageNet weights fit only it.
+_INCEPTION_MODULES: dict[str, tuple[type[nn.Module], str]] = {
+    'reduced': (PaperInception, 'conv_block'),
+    'naive': (NaiveInception, 'make_conv'),
+    'torchvision': (Inception, 'conv_block'),
+}
+_INCEPTION_KINDS = tuple(_INCEPTION_MODULES)
+
+
 def _inception_block(kind: str, make_conv: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    # torchvision's reduced module uses 3x3 (not 5x5) in its '5x5' branch; kept for its weights.
-    if kind == 'reduced':
-        return partial(Inception, conv_block=make_conv)
-    return partial(NaiveInception, make_conv=make_conv)
-
-
-_INCEPTION_KINDS = ('reduced', 'naive')
+    module, argument = _INCEPTION_MODULES[kind]
+    return partial(module, **{argument: make_conv})
 
 
 @register_model('googlenet')
@@ -99,8 +122,10 @@ def googlenet(config: ModelConfig, *, inception: str = 'reduced',
     instead of 7x7 stride 2 and no max pools before the first Inception module, so a 28x28
     input reaches the Inception modules at 28x28, as 224x224 does.
 
-    :param inception: 'reduced' (1x1 reductions before the 3x3 and 5x5 convolutions) or
-        'naive' (see NaiveInception: many more parameters and operations).
+    :param inception: 'reduced' (the paper's: 1x1 reductions before the 3x3 and 5x5
+        convolutions; 7.0 M parameters at 1000 classes), 'naive' (see NaiveInception: many
+        more parameters and operations) or 'torchvision' (torchvision's reduced module, 3x3
+        in the 5x5 branch, 6.6 M parameters: the one torchvision's weights fit).
     :param aux_logits: add the two auxiliary classifiers; in training mode the model then
         returns torchvision's GoogLeNetOutputs (logits, aux_logits2, aux_logits1).
     :raises ValueError: for an unknown ``inception``.

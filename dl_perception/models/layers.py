@@ -52,7 +52,8 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
 
 def conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 1,
                padding: int | None = None, dilation: int = 1, batch_norm: bool = True,
-               activation: str | None = 'relu', bias: bool | None = None) -> nn.Sequential:
+               activation: str | None = 'relu', bias: bool | None = None,
+               groups: int = 1) -> nn.Sequential:
     """
     Return convolution -> optional batch norm -> optional activation.
 
@@ -65,13 +66,16 @@ def conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 1
     :param activation: a name from ACTIVATIONS, or None for no activation (before a
         residual sum).
     :param bias: None gives the convolution a bias only when no batch norm follows it.
+    :param groups: split the channels into this many groups that see only their own inputs
+        (AlexNet's two GPU towers); both channel counts must divide by it.
     """
     if padding is None:
         padding = dilation * (kernel - 1) // 2
     if bias is None:
         bias = not batch_norm
     layers = OrderedDict(conv=nn.Conv2d(in_channels, out_channels, kernel, stride=stride,
-                                        padding=padding, dilation=dilation, bias=bias))
+                                        padding=padding, dilation=dilation, bias=bias,
+                                        groups=groups))
     if batch_norm:
         layers['bn'] = nn.BatchNorm2d(out_channels)
     if activation is not None:

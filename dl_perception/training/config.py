@@ -18,9 +18,12 @@ import typing
 from typing import Any
 
 from dl_perception.models.activations import ACTIVATIONS
+from dl_perception.models.registry import SMALL_INPUT_SIZE
 from dl_perception.preprocessing.spec import RESIZE_POLICIES
 from dl_perception.training.optimizers import MOMENTUM_BOUNDS
+from dl_perception.training.optimizers import MOMENTUM_FORMS
 from dl_perception.training.optimizers import OPTIMIZER_NAMES
+from dl_perception.training.regularization import EARLY_STOPPING_METRICS
 from dl_perception.training.schedules import SCHEDULE_NAMES
 import yaml
 
@@ -60,7 +63,10 @@ class ModelConfig:
     dropout: float | None = option(None, 'dropout probability; null = the family default')
     options: dict = option({}, 'family-specific builder options, e.g. {inception: naive}')
     pretrained: str | None = option(
-        None, 'torchvision-format state dict to start from (local file); the head is replaced')
+        None, 'torchvision-format state dict to start from (local file, never downloaded); the '
+              'head is replaced, an RGB stem is summed for grey input, and with '
+              f'data.input_size null small images are upsampled to {SMALL_INPUT_SIZE} px for '
+              'ImageNet weights')
     freeze_backbone: bool = option(False, 'train the classifier head only')
 
     def __post_init__(self) -> None:
@@ -128,6 +134,10 @@ class OptimizerConfig:
                        OPTIMIZER_NAMES)
     lr: float = option(0.05, 'initial learning rate')
     momentum: float = option(0.9, 'momentum / nesterov: momentum coefficient')
+    momentum_form: str = option(
+        'pytorch', "momentum / nesterov: pytorch = torch's b = mu*b + g, p -= lr*b; lecture = "
+                   'dw = mu*dw - lr*g, p += dw (differ when the schedule changes lr)',
+        MOMENTUM_FORMS)
     betas: list = option([0.9, 0.999], 'adam / adamw: moment decay rates')
     eps: float = option(1e-8, 'adagrad / rmsprop / adam / adamw: numerical epsilon')
     alpha: float = option(0.99, 'rmsprop: decay rate of the squared-gradient average')
@@ -175,8 +185,14 @@ class RegularizationConfig:
     grad_clip: float | None = option(None, 'clip the global gradient norm to this value')
     label_smoothing: float = option(0.0, 'label smoothing of the cross-entropy target')
     early_stopping_patience: int | None = option(None, 'stop after this many epochs without '
-                                                       'validation accuracy gain; null = off')
-    early_stopping_min_delta: float = option(0.0, 'smallest accuracy gain that counts')
+                                                       'improvement of the watched validation '
+                                                       'metric; null = off')
+    early_stopping_min_delta: float = option(0.0, 'smallest improvement that counts, in the '
+                                                  "watched metric's units")
+    early_stopping_metric: str = option(
+        'accuracy', 'validation metric that early stopping watches and best.pt is chosen by: '
+                    'accuracy (highest) or loss (lowest, the "validation error")',
+        tuple(EARLY_STOPPING_METRICS))
 
     def __post_init__(self) -> None:
         for name in ('l1', 'l2', 'weight_decay', 'early_stopping_min_delta'):

@@ -180,11 +180,16 @@ def _load_sources(dataset: str,
     return sources, classes, 224, 'rgb'
 
 
-def load_data(config: DataConfig, seed: int) -> DataBundle:
-    """Load, split and describe the dataset a config names; fails early with the path."""
+def load_data(config: DataConfig, seed: int, min_size: int | None = None) -> DataBundle:
+    """
+    Load, split and describe the dataset a config names; fails early with the path.
+
+    :param min_size: with ``input_size`` null, upsample images smaller than this (for
+        pretrained weights that need a larger input); a set ``input_size`` always wins.
+    """
     sources, classes, native_size, native_channels = _load_sources(config.dataset,
                                                                    Path(config.root))
-    size = config.input_size or native_size
+    size = config.input_size or max(native_size, min_size or 0)
     channels = config.channels or native_channels
     placeholder = [0.5] * (1 if channels == 'grey' else 3)
     spec = PreprocessingSpec(size, size, channels, config.mean or placeholder,

@@ -32,6 +32,14 @@ adamw         ``p *= 1 - lr * weight_decay``, then adam          Loshchilov and 
 
 Only ``adamw`` takes ``weight_decay``: for the others the trainer applies decoupled decay itself
 (``regularization.decoupled_weight_decay_``), so that every optimizer decays the same way.
+
+``momentum_form`` chooses how momentum and nesterov hold their velocity. ``pytorch`` (the
+default) is torch's SGD above: the buffer ``b`` sums raw gradients and the *current* learning
+rate scales all of it, ``p -= lr_t * b``. ``lecture`` is ``LectureMomentum``: the velocity is
+the step itself, ``dw_t = mu * dw_{t-1} - lr_t * g``; ``p += dw_t``, so each gradient keeps the
+learning rate of the step that computed it. The two give the same iterates while the learning
+rate is constant; under warm-up (rising lr) torch's form replays old gradients at the new,
+larger rate, and under cosine or step decay at the new, smaller one.
 """
 
 from __future__ import annotations
@@ -74,6 +82,51 @@ class _Settings:
             raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay!r}')
 
 
+class LectureMomentum(torch.optim.Optimizer):
+    """
+    Momentum in the lecture's form: ``dw_t = mu * dw_{t-1} - lr_t * g``; ``p += dw_t``.
+
+    The velocity ``dw`` is a step in parameter units, so a schedule that changes ``lr``
+    rescales only new gradients (torch's SGD rescales the whole buffer). With ``nesterov``
+    the gradient is taken at the look-ahead point, which is what ``p`` stores, as in torch:
+    ``p += mu * dw_t - lr_t * g`` (derived from ``p_look = p + mu * dw``).
+    """
+
+    def __init__(self, params: Iterable, *, lr: float, momentum: float,
+                 nesterov: bool = False) -> None:
+        """
+        Set the hyperparameters; ``lr`` is read from each group again at every step.
+
+        :param lr: learning rate, > 0 (a schedule may change it between steps).
+        :param momentum: ``mu``, in [0, 1).
+        :param nesterov: take the gradient at the look-ahead point.
+        """
+        super().__init__(params, {'lr': lr, 'momentum': momentum, 'nesterov': nesterov})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Take one step with the gradients in ``p.grad``; returns the closure's loss, if any."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, mu = group['lr'], group['momentum']
+            for param in group['params']:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if 'velocity' not in state:  # dw_0 = 0
+                    state['velocity'] = torch.zeros_like(param)
+                velocity = state['velocity']
+                velocity.mul_(mu).add_(param.grad, alpha=-lr)
+                if group['nesterov']:
+                    param.add_(velocity, alpha=mu).add_(param.grad, alpha=-lr)
+                else:
+                    param.add_(velocity)
+        return loss
+
+
 _Factory = Callable[[Iterable, _Settings], torch.optim.Optimizer]
 
 _FACTORIES: dict[str, _Factory] = {
@@ -91,6 +144,14 @@ _FACTORIES: dict[str, _Factory] = {
 
 OPTIMIZER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
+# The optimizers that momentum_form changes, with the lecture form's factory.
+_LECTURE_FACTORIES: dict[str, _Factory] = {
+    'momentum': lambda params, s: LectureMomentum(params, lr=s.lr, momentum=s.momentum),
+    'nesterov': lambda params, s: LectureMomentum(
+        params, lr=s.lr, momentum=s.momentum, nesterov=True),
+}
+MOMENTUM_FORMS = ('pytorch', 'lecture')
+
 # Optimizers that take weight_decay themselves; the others get it from the trainer.
 _OWN_WEIGHT_DECAY = frozenset({'adamw'})
 
@@ -102,7 +163,8 @@ def owns_weight_decay(name: str) -> bool:
 
 def create_optimizer(name: str, params: Iterable, *, lr: float, momentum: float = 0.9,
                      betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                     alpha: float = 0.99, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+                     alpha: float = 0.99, weight_decay: float = 0.0,
+                     momentum_form: str = 'pytorch') -> torch.optim.Optimizer:
     """
     Build the optimizer called ``name`` over ``params``.
 
@@ -117,12 +179,17 @@ def create_optimizer(name: str, params: Iterable, *, lr: float, momentum: float 
     :param eps: term added to the denominator of adagrad, rmsprop, adam and adamw, > 0.
     :param alpha: decay rate of rmsprop's squared-gradient average, in [0, 1).
     :param weight_decay: decoupled decay of adamw, >= 0; must be 0 for the other optimizers.
-    :raises ValueError: for an unknown name, a value out of range, or weight decay asked of an
-        optimizer other than adamw.
+    :param momentum_form: how momentum and nesterov keep their velocity, one of
+        ``MOMENTUM_FORMS`` (see the module docstring); the other optimizers ignore it.
+    :raises ValueError: for an unknown name or momentum form, a value out of range, or weight
+        decay asked of an optimizer other than adamw.
     :return: the optimizer.
     """
     if name not in _FACTORIES:
         raise ValueError(f'unknown optimizer {name!r}; choose one of {", ".join(OPTIMIZER_NAMES)}')
+    if momentum_form not in MOMENTUM_FORMS:
+        raise ValueError(f'unknown momentum_form {momentum_form!r}; choose one of '
+                         f'{", ".join(MOMENTUM_FORMS)}')
     settings = _Settings(lr=lr, momentum=momentum, betas=tuple(betas), eps=eps, alpha=alpha,
                          weight_decay=weight_decay)
     if weight_decay != 0 and not owns_weight_decay(name):
@@ -130,4 +197,6 @@ def create_optimizer(name: str, params: Iterable, *, lr: float, momentum: float 
             f'optimizer {name!r} takes no weight_decay (got {weight_decay!r}); only '
             f'{", ".join(sorted(_OWN_WEIGHT_DECAY))} does: use the decoupled weight decay or the '
             'l2 penalty options of the trainer instead')
+    if momentum_form == 'lecture' and name in _LECTURE_FACTORIES:
+        return _LECTURE_FACTORIES[name](params, settings)
     return _FACTORIES[name](params, settings)

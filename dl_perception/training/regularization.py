@@ -13,6 +13,12 @@ import math
 import torch
 from torch import nn
 
+# early-stopping metric -> (the validation column it watches, the EarlyStopping mode)
+EARLY_STOPPING_METRICS: dict[str, tuple[str, str]] = {
+    'accuracy': ('val_accuracy', 'max'),
+    'loss': ('val_loss', 'min'),
+}
+
 # Layers whose ``weight`` has one output unit per index of its first dimension.
 _WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

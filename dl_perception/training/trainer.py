@@ -2,7 +2,8 @@
 The training loop: epochs of optimizer steps, validation, checkpoints and recovery.
 
 ``Trainer(config, run_dir).fit()`` trains and writes into ``run_dir``: ``last.pt`` (every
-epoch), ``best.pt`` (best validation accuracy) and ``metrics.csv``, committed together as one
+epoch), ``best.pt`` (the best epoch by ``regularization.early_stopping_metric``: validation
+accuracy or loss) and ``metrics.csv``, committed together as one
 unit per epoch (see ``run_records``), TensorBoard events, ``summary.json`` and PNG plots.
 ``Trainer.resume(run_dir)`` first repairs what a crash may have left, then continues a stopped
 run exactly where its last checkpoint left it. A run that ends at chance accuracy, or whose
@@ -38,9 +39,12 @@ from dl_perception.training.model_setup import build_from_spec
 from dl_perception.training.model_setup import freeze_backbone
 from dl_perception.training.model_setup import load_pretrained
 from dl_perception.training.model_setup import model_spec_for
+from dl_perception.training.model_setup import pretrained_min_size
+from dl_perception.training.model_setup import read_state_dict
 from dl_perception.training.model_setup import set_training_mode
 from dl_perception.training.optimizers import create_optimizer
 from dl_perception.training.optimizers import owns_weight_decay
+from dl_perception.training.regularization import EARLY_STOPPING_METRICS
 from dl_perception.training.regularization import EarlyStopping
 from dl_perception.training.run_records import commit_files
 from dl_perception.training.run_records import discard_commit_leftovers
@@ -168,15 +172,23 @@ class Trainer:
         self.config, self.run_dir, self.context = config, Path(run_dir), context
         self.device = pick_device(config.device)
         torch.manual_seed(config.seed)
-        self.data = load_data(config.data, config.seed)
+        pretrained, min_size = None, None
+        if checkpoint is not None:  # the size the run started with (upsampled or not)
+            min_size = PreprocessingSpec.from_json(checkpoint['preprocessing']).height
+        elif config.model.pretrained:
+            pretrained = read_state_dict(config.model.pretrained)
+            min_size = pretrained_min_size(config.model, pretrained)
+        self.data = load_data(config.data, config.seed, min_size)
         self.spec = (PreprocessingSpec.from_json(checkpoint['preprocessing'])
                      if checkpoint else self.data.spec)
         self.model_spec = model_spec_for(config.model, len(self.data.classes),
                                          self.spec.num_channels, self.spec.height)
         self.model = build_from_spec(self.model_spec)
-        if config.model.pretrained and checkpoint is None:
-            skipped = load_pretrained(self.model, config.model.pretrained)
-            logger.info('started from %s (new head: %s)', config.model.pretrained, skipped)
+        if pretrained is not None:
+            skipped = load_pretrained(self.model, self.model_spec, config.model.pretrained,
+                                      pretrained)
+            logger.info('started from %s at %d px (new head: %s)', config.model.pretrained,
+                        self.spec.height, skipped)
         frozen = config.model.freeze_backbone
         trainable = freeze_backbone(self.model) if frozen else list(self.model.parameters())
         self.channels_last = (config.channels_last if config.channels_last is not None
@@ -193,7 +205,7 @@ class Trainer:
         self.optimizer = create_optimizer(
             optim.name, trainable, lr=optim.lr, momentum=optim.momentum,
             betas=tuple(optim.betas), eps=optim.eps, alpha=optim.alpha,
-            weight_decay=decay if owned else 0.0)
+            weight_decay=decay if owned else 0.0, momentum_form=optim.momentum_form)
         self.rules = StepRules(
             regularization, weight_decay=0.0 if owned else decay,
             full_batch=self.full_batch, explode_factor=config.divergence.explode_factor,
@@ -205,9 +217,11 @@ class Trainer:
             self.normalizer, self.device, self.channels_last, dtype)
         self.scaler = torch.amp.GradScaler('cuda', enabled=dtype == torch.float16)
         patience = regularization.early_stopping_patience
+        self.watched, self.watch_mode = EARLY_STOPPING_METRICS[
+            regularization.early_stopping_metric]
         self.early_stopping = (EarlyStopping(
             patience=patience, min_delta=regularization.early_stopping_min_delta,
-            mode='max') if patience else None)
+            mode=self.watch_mode) if patience else None)
         self.state = RunState()
 
     @classmethod
@@ -391,7 +405,7 @@ class Trainer:
         record = {'epoch': epoch + 1, **train_stats, 'val_loss': val.loss,
                   'val_accuracy': val.top1, 'val_top5': val.top5, 'lr': self.schedule.lr}
         self.state.history.append(record)
-        stop, improved = self._judge(epoch + 1, val.top1)
+        stop, improved = self._judge(epoch + 1, record)
         self.state.stopped_early = stop
         checkpoint = checkpoint_bytes(self._checkpoint())
         outputs = {'last.pt': checkpoint,
@@ -408,22 +422,28 @@ class Trainer:
                     record['lr'], record['images_per_s'], record['epoch_seconds'])
         return stop
 
-    def _judge(self, epoch: int, val_accuracy: float) -> tuple[bool, bool]:
+    def _judge(self, epoch: int, record: dict) -> tuple[bool, bool]:
         """
         Whether to stop, and whether these weights are the new best.
 
-        With early stopping, "best" is its judgement (min_delta included), so best.pt and the
-        weights it restores are the same; without, any gain in validation accuracy counts.
+        "Best" is by the watched metric (validation accuracy or loss). With early stopping it
+        is the stopper's judgement (min_delta included), so best.pt and the weights it
+        restores are the same; without, any improvement counts, and the first epoch always.
         """
+        value = record[self.watched]
         if self.early_stopping is None:
-            improved = val_accuracy > self.state.best_val_accuracy
+            best_epoch = _best_epoch_of(vars(self.state))
+            best = next((row[self.watched] for row in self.state.history
+                         if row['epoch'] == best_epoch), None)
+            higher_is_better = self.watch_mode == 'max'
+            improved = best is None or (value > best if higher_is_better else value < best)
             stop = False
         else:
             before = self.early_stopping.best_epoch
-            stop = self.early_stopping.update(val_accuracy, self.model)
+            stop = self.early_stopping.update(value, self.model)
             improved = self.early_stopping.best_epoch != before
         if improved:
-            self.state.best_val_accuracy = val_accuracy
+            self.state.best_val_accuracy = record['val_accuracy']
             self.state.best_epoch = epoch
         return stop, improved
 
@@ -442,6 +462,8 @@ class Trainer:
         summary = {
             'model': self.model_spec['name'], 'dataset': self.data.name,
             'epochs_run': len(history), 'best_val_accuracy': self.state.best_val_accuracy,
+            'best_epoch': self.state.best_epoch,
+            'best_by': self.config.regularization.early_stopping_metric,
             f'{split}_accuracy': result.top1, f'{split}_top5': result.top5,
             'per_class_accuracy': dict(zip(self.data.classes,
                                            result.per_class_accuracy.tolist())),
