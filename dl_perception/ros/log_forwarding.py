@@ -2,7 +2,7 @@
 Route the Python ``logging`` records of dl_perception's lower layers to a node's ROS logger.
 
 ``inference`` knows nothing of ROS and logs with ``logging`` (ONNX Runtime's own messages
-included, see ``native_stderr_to_log``); inside a node those lines must reach the console and
+included, see ``backend.native_stderr_to_log``); inside a node those lines must reach the console and
 /rosout under the node's name, like everything else the node says.
 """
 
