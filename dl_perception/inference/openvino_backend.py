@@ -30,6 +30,8 @@ import numpy as np
 
 INSTALL_HINT = 'pip install -r requirements/openvino.txt (or: pip install openvino)'
 ELEMENT_TYPES = {'f32': np.float32, 'f16': np.float16}
+# How the CPU device's OPTIMIZATION_CAPABILITIES names each precision hint.
+CAPABILITY_NAMES = {'f32': 'FP32', 'bf16': 'BF16'}
 
 
 def openvino_runtime() -> ModuleType:
@@ -58,7 +60,7 @@ def openvino_probe() -> tuple[bool, str]:
         return False, f'{version}, but no {OPENVINO_DEVICE} device (found: ' \
                       f'{", ".join(core.available_devices) or "none"})'
     capabilities = core.get_property(OPENVINO_DEVICE, 'OPTIMIZATION_CAPABILITIES')
-    precisions = [name for name in OPENVINO_PRECISIONS if name.upper() in capabilities]
+    precisions = [name for name in OPENVINO_PRECISIONS if CAPABILITY_NAMES[name] in capabilities]
     name = core.get_property(OPENVINO_DEVICE, 'FULL_DEVICE_NAME')
     return True, f'{version} on {OPENVINO_DEVICE} ({name}; precisions {", ".join(precisions)})'
 
