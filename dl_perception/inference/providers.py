@@ -36,8 +36,8 @@ AUTO = 'auto'
 OPENVINO = 'openvino'
 PROVIDER_CHOICES = (AUTO, OPENVINO, *PROVIDER_NAMES)
 # OpenVINO's INFERENCE_PRECISION_HINT values offered: f32 computes like ONNX Runtime; bf16
-# (on CPUs with AVX512_BF16 or AMX, where OpenVINO picks it by default) is about twice as
-# fast and changes the scores a little (measure the accuracy with `dl-perception evaluate`).
+# (on CPUs with AVX512_BF16 or AMX, where OpenVINO picks it by default) runs ResNet-18 2-3x
+# as fast and changes the scores a little (measure the accuracy with `dl-perception evaluate`).
 OPENVINO_PRECISIONS = ('f32', 'bf16')
 OPENVINO_LABEL = 'OpenVINO'
 # The OpenVINO device the backend compiles for (the only one tested here).
