@@ -210,6 +210,14 @@ def evaluate(model: Path, output: Path, *options: str) -> dict:
     return json.loads((output / 'evaluation.json').read_text()) | {'stdout': result.stdout}
 
 
+def test_evaluate_refuses_a_precision_without_openvino(tiny_onnx, tmp_path):
+    result = subprocess.run(['dl-perception', 'evaluate', str(tiny_onnx), '--output',
+                             str(tmp_path), '--openvino-precision', 'bf16'],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert '--openvino-precision bf16 needs --providers openvino' in result.stderr
+
+
 @pytest.mark.slow
 def test_evaluate_reports_the_bf16_change_like_int8(tiny_onnx, tmp_path):
     onnx_runtime = evaluate(tiny_onnx, tmp_path / 'ort')

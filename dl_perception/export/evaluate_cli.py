@@ -128,6 +128,9 @@ def _evaluate_onnx_file(args: argparse.Namespace) -> tuple[Evaluation, list[str]
                          'held out; evaluate it on test (or evaluate the checkpoint on val)')
     providers = ProviderSettings(tuple(p.strip() for p in args.providers.split(',')),
                                  openvino_precision=args.openvino_precision)
+    if providers.backend != OPENVINO and args.openvino_precision != 'f32':
+        raise ValueError(f'--openvino-precision {args.openvino_precision} needs --providers '
+                         f'openvino, got --providers {args.providers}')
     classifier = _open_onnx(args.model, providers)
     metadata = classifier.metadata
     name = args.dataset or (metadata.dataset if metadata else None)
