@@ -12,9 +12,9 @@ frames prepared by the runtime (the calibration data changes the scales, not the
 top-1 on the whole test split is reported for both files. Speed is ``Classifier.probabilities``
 on prepared batches: the median of ``--runs`` runs per file and batch size, the files
 taking turns in blocks of 8 runs in this one process, so load from other processes hits them
-alike. OpenVINO (``--openvino-path``: a folder made by ``pip install --target``; the project
-venv is left alone) compiles the fp32 ONNX file for its CPU device with default settings,
-recorded in the JSON (on a CPU with avx512_bf16 those compute in bfloat16).
+alike. OpenVINO (the environment's, which ``make setup`` installs, or one in the folder
+``--openvino-path`` names) compiles the fp32 ONNX file for its CPU device with default
+settings, recorded in the JSON (on a CPU with avx512_bf16 those compute in bfloat16).
 """
 
 from __future__ import annotations
@@ -83,13 +83,13 @@ def quantize_on_frames(fp32: Path, int8: Path, frames: np.ndarray) -> None:
 
 def openvino_runner(fp32: Path, path: str | None) -> tuple[object, dict]:
     """Compile the fp32 file with OpenVINO's CPU defaults; (None, why) when it cannot."""
-    if path is None:
-        return None, {'error': 'not measured: no --openvino-path'}
-    sys.path.append(path)
+    if path is not None:
+        sys.path.append(path)
     try:
         import openvino
     except ImportError as error:
-        return None, {'error': f'openvino does not import from {path}: {error}'}
+        return None, {'error': f'openvino does not import (from {path or "the environment"}): '
+                               f'{error}'}
     compiled = openvino.Core().compile_model(str(fp32), 'CPU')
     settings = {name: str(compiled.get_property(name)) for name in (
         'PERFORMANCE_HINT', 'INFERENCE_NUM_THREADS', 'INFERENCE_PRECISION_HINT')}

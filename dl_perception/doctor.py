@@ -15,6 +15,9 @@ from pathlib import Path
 import platform
 
 from dl_perception import __version__
+from dl_perception.inference.openvino_backend import openvino_probe
+from dl_perception.inference.providers import AUTO
+from dl_perception.inference.providers import provider_request
 
 FASHION_MNIST_DIR = Path('/usr/share/datasets/fashion-mnist')
 
@@ -59,6 +62,20 @@ def _onnxruntime_report() -> dict[str, str]:
     }
 
 
+def _backends_report(onnxruntime_found: bool) -> dict[str, str]:
+    """Name the backends that can run here, and what the node's default (auto) picks."""
+    openvino_found, openvino_finding = openvino_probe()
+    available = [name for name, found in (('onnxruntime', onnxruntime_found),
+                                          ('openvino', openvino_found)) if found]
+    return {
+        'openvino': openvino_finding,
+        'backends available': ', '.join(available) or 'none: the node cannot run a model',
+        'node picks (providers: [auto])': (
+            f'onnxruntime: {provider_request((AUTO,))}' if onnxruntime_found else
+            'nothing: onnxruntime is not importable'),
+    }
+
+
 def _ros_report() -> dict[str, str]:
     report = {
         'rclpy': _module_version('rclpy'),
@@ -85,6 +102,7 @@ def collect() -> dict[str, str]:
     }
     report.update(_torch_report())
     report.update(_onnxruntime_report())
+    report.update(_backends_report('not importable' not in report['onnxruntime']))
     report.update(_ros_report())
     report['fashion-mnist'] = (
         str(FASHION_MNIST_DIR) if any(FASHION_MNIST_DIR.glob('*-ubyte.gz'))

@@ -3,20 +3,13 @@
 # on 2 cores; keep the machine otherwise idle). Each is `python -m benchmarks NAME` (the list:
 # `python -m benchmarks`); the GPU ones run on a GPU machine (`python -m benchmarks gpu_check`).
 # JSON and logs go to $BENCH_OUT (default benchmarks/results). OpenVINO, the alternative
-# measured alongside, is pip-installed into the environment's cache folder, never into the
-# venv (it brings its own numpy pin).
+# measured alongside, comes with the environment (requirements/openvino.txt).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/activate.sh
 out=${BENCH_OUT:-benchmarks/results}
 mkdir -p "$out"
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-97}
-openvino="$DLP_ENV/openvino"
-if [ ! -d "$openvino/openvino" ]; then
-    python -m pip install --quiet --no-deps --target "$openvino" \
-        openvino==2026.4.1 openvino-telemetry==2025.2.0 \
-        || echo "OpenVINO did not install: its rows are left out"
-fi
 model=$(python -c 'from dl_perception.demo import DEMO_CACHE, ensure_model
 print(ensure_model(DEMO_CACHE))' | tail -n 1)
 checkpoint="$(dirname "$model")/run/best.pt"
@@ -27,13 +20,12 @@ run() {  # name, command...: log to $out/name.log, show the table
     "$@" 2>&1 | tee "$out/$name.log" | grep -v '^  ' || return 1
 }
 bench="python -m benchmarks"
-run bench_inference_default_transport $bench pipeline --openvino-path "$openvino" \
+run bench_inference_default_transport $bench pipeline \
     --demo-model "$model" --output "$out/bench_inference_default_transport.json"
 FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA run bench_inference_large_data $bench pipeline \
-    --openvino-path "$openvino" --demo-model "$model" \
-    --output "$out/bench_inference_large_data.json"
+    --demo-model "$model" --output "$out/bench_inference_large_data.json"
 run int8_speed_cpu $bench int8_speed --checkpoint "$checkpoint" \
-    --openvino-path "$openvino" --output "$out/int8_speed_cpu.json"
+    --output "$out/int8_speed_cpu.json"
 run train_throughput_cpu $bench train_throughput --repeats 7 \
     --output "$out/train_throughput_cpu.json"
 run train_throughput_seed_architectures_cpu $bench train_throughput \

@@ -2,18 +2,23 @@
 ``dl-perception evaluate``: measure a checkpoint (.pt) or an exported model (.onnx).
 
 An ONNX file is measured the way a robot runs it: raw dataset images go through
-``inference.Classifier`` (its own preprocessing from the file's metadata, ONNX Runtime), so
-the number checks the deployed path, not the training one.
+``inference.Classifier`` (its own preprocessing from the file's metadata, on the backend
+``--providers`` names), so the number checks the deployed path, not the training one. On
+OpenVINO with ``--openvino-precision bf16`` the same images also run at f32, and the change
+of top-1 is reported, as for an int8 export.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from dl_perception.export.onnx_export import check_output_file
 from dl_perception.export.onnx_export import describe_unloadable_onnx
 from dl_perception.inference.classifier import Classifier
+from dl_perception.inference.providers import OPENVINO
+from dl_perception.inference.providers import OPENVINO_PRECISIONS
 from dl_perception.inference.providers import ProviderError
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing import PreprocessingSpec
@@ -45,7 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--batch-size', type=int, default=256, help='batch size (default 256)')
     parser.add_argument('--workers', type=int, default=2, help='DataLoader workers (default 2)')
     parser.add_argument('--providers', default='cpu',
-                        help='ONNX only: comma-separated execution providers (tensorrt,cuda,cpu)')
+                        help='ONNX only: comma-separated execution providers (tensorrt,cuda,cpu), '
+                             'or openvino for the OpenVINO runtime (default cpu)')
+    parser.add_argument('--openvino-precision', default='f32', choices=OPENVINO_PRECISIONS,
+                        help='ONNX on openvino: the precision hint; bf16 also measures f32 on '
+                             'the same images and reports the change (default f32)')
     parser.add_argument('--output', type=Path,
                         help='folder for evaluation.json and the confusion matrix PNG '
                              '(default: beside the model)')
@@ -102,18 +111,27 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> tuple[Evaluation, list[str
     return result, classes, checkpoint['model_spec']['name']
 
 
-def _evaluate_onnx_file(args: argparse.Namespace) -> tuple[Evaluation, list[str], str]:
+def _open_onnx(path: Path, providers: ProviderSettings) -> Classifier:
+    try:
+        return Classifier(path, providers=providers)
+    except ValueError:
+        reason = describe_unloadable_onnx(path)
+        if reason is None:
+            raise
+        raise ValueError(f'{path} {reason}') from None
+
+
+def _evaluate_onnx_file(args: argparse.Namespace) -> tuple[Evaluation, list[str], str, dict]:
+    """Evaluate the file on the backend asked for; the dict says what ran (and bf16's change)."""
     if args.split == 'val':
         raise ValueError('an ONNX file does not record the validation split its training '
                          'held out; evaluate it on test (or evaluate the checkpoint on val)')
-    providers = ProviderSettings(tuple(p.strip() for p in args.providers.split(',')))
-    try:
-        classifier = Classifier(args.model, providers=providers)
-    except ValueError:
-        reason = describe_unloadable_onnx(args.model)
-        if reason is None:
-            raise
-        raise ValueError(f'{args.model} {reason}') from None
+    providers = ProviderSettings(tuple(p.strip() for p in args.providers.split(',')),
+                                 openvino_precision=args.openvino_precision)
+    if providers.backend != OPENVINO and args.openvino_precision != 'f32':
+        raise ValueError(f'--openvino-precision {args.openvino_precision} needs --providers '
+                         f'openvino, got --providers {args.providers}')
+    classifier = _open_onnx(args.model, providers)
     metadata = classifier.metadata
     name = args.dataset or (metadata.dataset if metadata else None)
     root = args.root or DATASET_ROOTS.get(name)
@@ -123,7 +141,19 @@ def _evaluate_onnx_file(args: argparse.Namespace) -> tuple[Evaluation, list[str]
                          val_fraction=0.1)
     print(f'providers in use: {", ".join(classifier.providers_in_use)}')
     result = evaluate_onnx(classifier, dataset, args.batch_size)
-    return result, list(classifier.labels), metadata.architecture if metadata else 'onnx'
+    details = {'providers_in_use': classifier.providers_in_use}
+    if providers.backend == OPENVINO and args.openvino_precision != 'f32':
+        reference = evaluate_onnx(_open_onnx(args.model, replace(providers,
+                                                                 openvino_precision='f32')),
+                                  dataset, args.batch_size)
+        change = 100.0 * (result.top1 - reference.top1)
+        print(f'top-1 on {result.count} {args.split} images on OpenVINO: f32 '
+              f'{reference.top1:.4f}, {args.openvino_precision} {result.top1:.4f} '
+              f'({change:+.2f} points)')
+        details['precision'] = {'precision': args.openvino_precision,
+                                'f32_top1': reference.top1, 'top1': result.top1,
+                                'change_points': change}
+    return result, list(classifier.labels), metadata.architecture if metadata else 'onnx', details
 
 
 def _output_folder(args: argparse.Namespace) -> Path:
@@ -143,9 +173,10 @@ def _output_folder(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the report, write JSON and the confusion-matrix PNG."""
     output = _output_folder(args)
+    details: dict = {}
     if args.model.suffix == '.onnx':
         try:
-            result, classes, name = _evaluate_onnx_file(args)
+            result, classes, name, details = _evaluate_onnx_file(args)
         except ProviderError as error:
             print(f'dl-perception evaluate: {error}')
             return 2
@@ -159,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
     write_json({'model': str(args.model), 'split': args.split, 'images': result.count,
                 'top1': result.top1, 'top5': result.top5, 'loss': result.loss,
                 'per_class_accuracy': dict(zip(classes, result.per_class_accuracy.tolist())),
-                'confusion_matrix': result.confusion.tolist()}, output / 'evaluation.json')
+                'confusion_matrix': result.confusion.tolist(), **details},
+               output / 'evaluation.json')
     plot_confusion(result.confusion, classes, output / 'confusion_matrix.png',
                    f'{name} on {args.split} (top-1 {result.top1:.4f})')
     print(f'written: {output / "evaluation.json"}, {output / "confusion_matrix.png"}')

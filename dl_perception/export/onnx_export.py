@@ -23,8 +23,8 @@ from pathlib import Path
 import stat
 import tempfile
 
-from dl_perception.inference.classifier import open_session
 from dl_perception.inference.model_metadata import ModelMetadata
+from dl_perception.inference.onnxruntime_backend import open_session
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.training.checkpoint import load_checkpoint

@@ -8,74 +8,31 @@ for a foreign model, from explicit ``labels`` and ``preprocessing`` arguments.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 import json
 import logging
-import os
 from pathlib import Path
-import re
-import sys
-import tempfile
-import threading
 
+from dl_perception.inference.backend import Backend
+from dl_perception.inference.backend import InferenceError
 from dl_perception.inference.model_metadata import ModelMetadata
 from dl_perception.inference.model_metadata import OUTPUT_KINDS
+from dl_perception.inference.onnxruntime_backend import OnnxRuntimeBackend
+from dl_perception.inference.openvino_backend import OpenVinoBackend
 from dl_perception.inference.postprocess import Prediction
 from dl_perception.inference.postprocess import rank
 from dl_perception.inference.postprocess import softmax
+from dl_perception.inference.providers import OPENVINO
+from dl_perception.inference.providers import ProviderError
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing import prepare
 from dl_perception.preprocessing import PreprocessingSpec
 import numpy as np
-import onnxruntime
-from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
-INPUT_TYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16}
-_LOAD_ERRORS = (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.Fail,
-                ort_errors.InvalidArgument, ort_errors.NotImplemented, ort_errors.NoModel)
-# What InferenceSession.run raises when the model fails on a batch (a shape it cannot take,
-# a kernel error, a device failure).
-_RUN_ERRORS = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.RuntimeException,
-               ort_errors.EngineError, ort_errors.EPFail, ort_errors.NotImplemented,
-               ort_errors.DeviceReset)
-
+__all__ = ['Classifier', 'InferenceError', 'load_labels', 'open_backend']
 
 logger = logging.getLogger(__name__)
-# A failed run raises with the whole message; ONNX Runtime need not print it to stderr too.
-_QUIET_RUN = onnxruntime.RunOptions()
-_QUIET_RUN.log_severity_level = 4
-_ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*m')
-_NATIVE_STDERR_LOCK = threading.Lock()
-
-
-@contextmanager
-def native_stderr_to_log() -> Iterator[None]:
-    """
-    Send what native code writes to stderr inside the block to this module's logger.
-
-    ONNX Runtime prints its own errors and warnings (a GPU provider that cannot start) to
-    file descriptor 2; a node must report them through its logger instead, with its name.
-    Whatever another thread prints meanwhile is logged here too, not lost.
-    """
-    with _NATIVE_STDERR_LOCK, tempfile.TemporaryFile() as sink:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = _ANSI_ESCAPE.sub('', sink.read().decode('utf-8', 'replace'))
-            for line in filter(None, (line.strip() for line in text.splitlines())):
-                logger.warning('onnxruntime: %s', line)
-
-
-class InferenceError(RuntimeError):
-    """The model failed on a batch: the model or that input is at fault, not the caller."""
 
 
 def load_labels(path: str | Path) -> list[str]:
@@ -114,43 +71,30 @@ def load_labels(path: str | Path) -> list[str]:
     return labels
 
 
-def _load_failure(path: Path, message: str) -> str:
-    """Say what kind of file ONNX Runtime could not load, from its error message."""
-    if 'is not a registered function/op' in message:
-        return ('uses an operator ONNX Runtime does not provide (a custom operator: register '
-                'its library, or export without it)')
-    if 'External data path' in message or 'external data' in message.lower():
-        return 'keeps its weights in external data that is missing or unreadable'
-    with open(path, 'rb') as stream:
-        looks_onnx = stream.read(1) == b'\x08'  # ModelProto starts with ir_version
-    return 'is a truncated or corrupt ONNX file' if looks_onnx else 'is not an ONNX file'
-
-
-def open_session(path: Path, settings: ProviderSettings) -> onnxruntime.InferenceSession:
+def open_backend(path: Path, settings: ProviderSettings) -> Backend:
     """
-    Open an ONNX Runtime session with the requested providers, checking what it got.
+    Load the model in the backend the settings ask for first (see ``Backend.load``).
 
-    :raises FileNotFoundError: no file at ``path``.
-    :raises ValueError: the file is not ONNX, or is truncated or corrupt.
-    :raises ProviderError: see ``ProviderSettings.check``.
+    A backend that is not available here (OpenVINO not installed) is a ``ProviderError``
+    unless ``allow_cpu_fallback`` is set; then ONNX Runtime's CPU provider runs the model and
+    a warning says why.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f'model file not found: {path}')
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = settings.intra_op_threads
-    options.inter_op_num_threads = settings.inter_op_threads
-    if not settings.spin_wait:
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-        options.add_session_config_entry('session.inter_op.allow_spinning', '0')
+    if settings.backend != OPENVINO:
+        return OnnxRuntimeBackend.load(path, settings)
     try:
-        with native_stderr_to_log():
-            session = onnxruntime.InferenceSession(str(path), sess_options=options,
-                                                   providers=settings.session_providers())
-    except _LOAD_ERRORS as error:
-        raise ValueError(f'{path} {_load_failure(path, str(error))}: {error}') from None
-    settings.check(session.get_providers())
-    return session
+        return OpenVinoBackend.load(path, settings)
+    except ProviderError as error:
+        if not settings.allow_cpu_fallback:
+            raise ProviderError(f"{error}; or set allow_cpu_fallback to run on ONNX Runtime's "
+                                f'CPU provider instead') from None
+        logger.warning("%s; running on ONNX Runtime's CPU provider because allow_cpu_fallback "
+                       'is set', error)
+    return OnnxRuntimeBackend.load(path, settings.cpu_fallback())
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    """Write a shape with its dynamic dimensions as '?'."""
+    return '[' + ', '.join('?' if dim is None else str(dim) for dim in shape) + ']'
 
 
 class Classifier:
@@ -169,14 +113,18 @@ class Classifier:
         :param preprocessing: a whole spec replacing the metadata's (required for a foreign
             model), or a mapping of PreprocessingSpec fields overriding some of it.
         :param output: 'logits' or 'probabilities', overriding the metadata (default logits).
+        :param providers: the backend and execution providers to run it with (ONNX Runtime on
+            the CPU by default; ``('openvino',)`` for OpenVINO).
+        :raises FileNotFoundError: no file at ``model_path``, or no labels file.
         :raises ValueError: the model does not look like an image classifier, or labels /
             preprocessing are missing or do not fit it.
+        :raises ProviderError: what ``providers`` insists on does not run here.
         """
         self.path = Path(model_path)
-        self.session = open_session(self.path, providers)
-        props = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = ModelMetadata.from_props(props)
-        self._input = self.session.get_inputs()[0]
+        self.provider_settings = providers
+        self.backend = open_backend(self.path, providers)
+        self.metadata = ModelMetadata.from_props(self.backend.metadata_props)
+        self._input = self.backend.input
         self._check_io()
         if isinstance(labels, (str, Path)):
             labels = load_labels(labels)
@@ -186,14 +134,24 @@ class Classifier:
         if self.output not in OUTPUT_KINDS:
             raise ValueError(f'output must be one of {OUTPUT_KINDS}, got {self.output!r}')
         self._check_fit()
-        self.input_dtype = INPUT_TYPES[self._input.type]
-        self.fixed_batch = isinstance(self._input.shape[0], int)
+        self.input_dtype = self._input.dtype
+        self.fixed_batch = self._input.shape[0] is not None
         self._check_runs()
 
     @property
     def providers_in_use(self) -> list[str]:
-        """Return the execution providers the session really runs on, in priority order."""
-        return self.session.get_providers()
+        """
+        Return what really runs the model, in priority order.
+
+        ONNX Runtime's execution providers (``['CPUExecutionProvider']``), or OpenVINO's
+        device and precision (``['OpenVINO CPU (f32)']``).
+        """
+        return self.backend.in_use
+
+    @property
+    def session(self):
+        """Return the ONNX Runtime InferenceSession; AttributeError when another backend runs."""
+        return self.backend.session
 
     def _from_metadata(self, name: str):
         if self.metadata is None:
@@ -218,21 +176,21 @@ class Classifier:
 
     def _check_io(self) -> None:
         shape = self._input.shape
-        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] not in (1, 3)):
-            raise ValueError(f'{self.path}: input {self._input.name} has shape {shape}; an '
-                             f'image classifier takes (N, 1 or 3, H, W)')
-        if self._input.type not in INPUT_TYPES:
-            raise ValueError(f'{self.path}: input type {self._input.type} is not supported; '
-                             f'expected {" or ".join(INPUT_TYPES)}')
-        outputs = self.session.get_outputs()
-        if len(outputs[0].shape) != 2:
-            raise ValueError(f'{self.path}: output {outputs[0].name} has shape '
-                             f'{outputs[0].shape}; a classifier gives (N, classes)')
+        if len(shape) != 4 or (shape[1] is not None and shape[1] not in (1, 3)):
+            raise ValueError(f'{self.path}: input {self._input.name} has shape '
+                             f'{_shape_text(shape)}; an image classifier takes (N, 1 or 3, H, W)')
+        if self._input.dtype is None:
+            raise ValueError(f'{self.path}: input type {self._input.type_name} is not '
+                             f'supported; expected float32 or float16')
+        output = self.backend.output
+        if len(output.shape) != 2:
+            raise ValueError(f'{self.path}: output {output.name} has shape '
+                             f'{_shape_text(output.shape)}; a classifier gives (N, classes)')
 
     def _check_fit(self) -> None:
         _, channels, height, width = self._input.shape
-        classes = self.session.get_outputs()[0].shape[1]
-        if isinstance(classes, int) and classes != len(self.labels):
+        classes = self.backend.output.shape[1]
+        if classes is not None and classes != len(self.labels):
             raise ValueError(f'{self.path} outputs {classes} classes but {len(self.labels)} '
                              f'labels were given')
         if isinstance(channels, int) and channels != self.spec.num_channels:
@@ -240,7 +198,7 @@ class Classifier:
                              f'gives {self.spec.channels} ({self.spec.num_channels})')
         for name, expected, actual in (('height', height, self.spec.height),
                                        ('width', width, self.spec.width)):
-            if isinstance(expected, int) and expected != actual:
+            if expected is not None and expected != actual:
                 raise ValueError(f'{self.path} takes input {name} {expected}, preprocessing '
                                  f'gives {actual}')
 
@@ -267,16 +225,15 @@ class Classifier:
         """
         Run a prepared batch (N, C, H, W); return float32 (N, K) class probabilities.
 
-        :raises InferenceError: ONNX Runtime failed on the batch, or the model's output does
+        :raises InferenceError: the backend failed on the batch, or the model's output does
             not fit its labels.
         """
         batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
         if self.fixed_batch and len(batch) != self._input.shape[0]:
             return np.concatenate([self.probabilities(item[None]) for item in batch])
         try:
-            scores = self.session.run(None, {self._input.name: batch},
-                                      _QUIET_RUN)[0].astype(np.float32)
-        except _RUN_ERRORS as error:
+            scores = self.backend.run(batch).astype(np.float32)
+        except self.backend.run_errors as error:
             raise InferenceError(f'{self.path.name} failed on a batch of shape {batch.shape}: '
                                  f'{error}') from None
         if scores.ndim != 2 or scores.shape[1] != len(self.labels):

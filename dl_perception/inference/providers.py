@@ -1,5 +1,5 @@
 """
-ONNX Runtime execution providers: ask by name, then check what the session really got.
+Which runtime and execution providers run a model: ask by name, then check what really runs.
 
 ONNX Runtime quietly falls back to the CPU when a GPU provider cannot start (after printing
 errors), and ``get_available_providers()`` lists providers that were built, not ones that
@@ -9,12 +9,18 @@ caller allowed the CPU fallback.
 ``auto`` stands for the GPU providers that can really start here, then the CPU: the NVIDIA
 driver (a device that ``cuInit`` finds) and, for TensorRT, its library are probed before
 ONNX Runtime is asked, so a CPU machine never sees CUDA library errors.
+
+``openvino`` names the other backend, the OpenVINO runtime (an optional package): it comes
+first, and only ONNX Runtime's ``cpu`` may follow it. Without OpenVINO that is an error too,
+unless the CPU fallback is allowed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import ctypes
 from dataclasses import dataclass
+from dataclasses import replace
 from functools import lru_cache
 import logging
 
@@ -27,7 +33,15 @@ PROVIDER_NAMES = {
 }
 GPU_PROVIDERS = ('tensorrt', 'cuda')
 AUTO = 'auto'
-PROVIDER_CHOICES = (AUTO, *PROVIDER_NAMES)
+OPENVINO = 'openvino'
+PROVIDER_CHOICES = (AUTO, OPENVINO, *PROVIDER_NAMES)
+# OpenVINO's INFERENCE_PRECISION_HINT values offered: f32 computes like ONNX Runtime; bf16
+# (on CPUs with AVX512_BF16 or AMX, where OpenVINO picks it by default) runs ResNet-18 2-3x
+# as fast and changes the scores a little (measure the accuracy with `dl-perception evaluate`).
+OPENVINO_PRECISIONS = ('f32', 'bf16')
+OPENVINO_LABEL = 'OpenVINO'
+# The OpenVINO device the backend compiles for (the only one tested here).
+OPENVINO_DEVICE = 'CPU'
 TENSORRT_LIBRARY = 'libnvinfer.so.10'
 
 
@@ -58,7 +72,7 @@ def gpu_probe() -> tuple[tuple[str, ...], str]:
 
 
 class ProviderError(RuntimeError):
-    """A requested GPU provider is not running and CPU fallback was not allowed."""
+    """A requested GPU provider or backend is not running and CPU fallback was not allowed."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +81,12 @@ class ProviderSettings:
     Which execution providers to ask for, in order of preference, and their options.
 
     ``providers`` holds short names: tensorrt, cuda, cpu, or auto (the GPU providers that
-    can start here, then the CPU; never an error). Thread counts of 0 leave ONNX
-    Runtime's defaults. ``spin_wait`` keeps ONNX Runtime's CPU threads spinning between runs
-    (its default): a little less latency when runs come back to back, but the cores stay busy
-    between them, so a node sharing a robot's CPU turns it off.
+    can start here, then the CPU; never an error), or openvino (the OpenVINO runtime on the
+    CPU, optionally followed by cpu). Thread counts of 0 leave the runtime's defaults
+    (OpenVINO has one count, ``intra_op_threads``). ``spin_wait`` keeps ONNX Runtime's CPU
+    threads spinning between runs (its default): a little less latency when runs come back
+    to back, but the cores stay busy between them, so a node sharing a robot's CPU turns it
+    off. ``openvino_precision`` is OpenVINO's inference precision hint.
     """
 
     providers: tuple[str, ...] = ('cpu',)
@@ -81,6 +97,7 @@ class ProviderSettings:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     spin_wait: bool = True
+    openvino_precision: str = 'f32'
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'providers', tuple(self.providers))
@@ -93,6 +110,13 @@ class ProviderSettings:
                              f'itself), got {list(self.providers)}')
         if len(set(self.providers)) != len(self.providers):
             raise ValueError(f'providers lists a name twice: {list(self.providers)}')
+        if OPENVINO in self.providers and self.providers not in ((OPENVINO,),
+                                                                 (OPENVINO, 'cpu')):
+            raise ValueError(f'providers: openvino comes first, and only cpu (ONNX Runtime) '
+                             f'may follow it, got {list(self.providers)}')
+        if self.openvino_precision not in OPENVINO_PRECISIONS:
+            raise ValueError(f'openvino_precision must be one of {list(OPENVINO_PRECISIONS)}, '
+                             f'got {self.openvino_precision!r}')
         for name in ('device_id', 'intra_op_threads', 'inter_op_threads'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
@@ -102,6 +126,15 @@ class ProviderSettings:
         if self.providers == (AUTO,):
             return (*gpu_probe()[0], 'cpu')
         return self.providers
+
+    @property
+    def backend(self) -> str:
+        """Return the runtime these settings ask for first: ``openvino`` or ``onnxruntime``."""
+        return OPENVINO if self.providers[0] == OPENVINO else 'onnxruntime'
+
+    def cpu_fallback(self) -> ProviderSettings:
+        """Return these settings with ONNX Runtime's CPU provider alone."""
+        return replace(self, providers=('cpu',))
 
     def session_providers(self) -> list[tuple[str, dict[str, str]]]:
         """Return the (provider, options) list for ``onnxruntime.InferenceSession``."""
@@ -113,7 +146,8 @@ class ProviderSettings:
             'cuda': {'device_id': str(self.device_id)},
             'cpu': {},
         }
-        return [(PROVIDER_NAMES[name], options[name]) for name in self.resolved()]
+        return [(PROVIDER_NAMES[name], options[name]) for name in self.resolved()
+                if name in PROVIDER_NAMES]
 
     def check(self, in_use: list[str]) -> None:
         """
@@ -141,10 +175,35 @@ class ProviderSettings:
             raise ProviderError(message + '; set allow_cpu_fallback to run on the CPU instead')
         logger.warning('%s; running on the CPU because allow_cpu_fallback is set', message)
 
+    def shortfall(self, in_use: Sequence[str]) -> str:
+        """
+        Return how what runs falls short of what was asked for; empty when it does not.
 
-def provider_request(providers: tuple[str, ...] | list[str]) -> str:
+        :param in_use: what the backend reports running (``Backend.in_use``).
+        """
+        if self.backend == OPENVINO:
+            running = [name for name in in_use if name.startswith(OPENVINO_LABEL)]
+            if not running:
+                return f'running on {", ".join(in_use)}: openvino did not start'
+            if running[0] != openvino_label(OPENVINO_DEVICE, self.openvino_precision):
+                return (f'{running[0]} runs, not the {self.openvino_precision} precision '
+                        f'asked for (not supported by this device)')
+            return ''
+        wanted_gpu = [PROVIDER_NAMES[name] for name in self.providers if name in GPU_PROVIDERS]
+        if wanted_gpu and not set(wanted_gpu) & set(in_use):
+            return 'running on the CPU: no requested GPU provider started'
+        return ''
+
+
+def openvino_label(device: str, precision: str) -> str:
+    """Name OpenVINO running on a device at a precision, as ``Backend.in_use`` reports it."""
+    return f'{OPENVINO_LABEL} {device} ({precision})'
+
+
+def provider_request(providers: Sequence[str], openvino_precision: str = 'f32') -> str:
     """Describe what was asked for; for ``auto`` with what the probe found."""
     if tuple(providers) == (AUTO,):
         found, why = gpu_probe()
         return f'auto -> {", ".join((*found, "cpu"))} ({why})'
-    return ', '.join(providers)
+    return ', '.join(f'{name} ({openvino_precision})' if name == OPENVINO else name
+                     for name in providers)

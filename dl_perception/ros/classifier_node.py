@@ -24,8 +24,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.classifier import InferenceError
-from dl_perception.inference.providers import GPU_PROVIDERS
-from dl_perception.inference.providers import PROVIDER_NAMES
 from dl_perception.inference.providers import provider_request
 from dl_perception.inference.providers import ProviderError
 from dl_perception.ros import vision_messages
@@ -436,10 +434,9 @@ class ClassifierNode(LifecycleNode):
             errors += found_errors
             warnings += found_warnings
         in_use = self._classifier.providers_in_use
-        wanted_gpu = [PROVIDER_NAMES[n] for n in self._settings.values['providers']
-                      if n in GPU_PROVIDERS]
-        if wanted_gpu and not set(wanted_gpu) & set(in_use):
-            warnings.append('running on the CPU: no requested GPU provider started')
+        shortfall = self._classifier.provider_settings.shortfall(in_use)
+        if shortfall:
+            warnings.append(shortfall)
         if self._unknown_parameters:
             warnings.append(self._unknown_parameters)
         warnings += self._input_problems()
@@ -473,7 +470,9 @@ class ClassifierNode(LifecycleNode):
         values = {'model': str(self._classifier.path) if self._classifier else 'none',
                   'providers in use': ', '.join(self._classifier.providers_in_use)
                   if self._classifier else 'none',
-                  'providers asked for': provider_request(self._settings.values['providers']),
+                  'providers asked for': provider_request(
+                      self._settings.values['providers'],
+                      self._settings.values['openvino_precision']),
                   'database version': str(self._database_version)}
         values.update(self._statistics.report(self._frames.dropped))
         status = diagnostic_status(self.get_fully_qualified_name(), values['model'], level,

@@ -13,6 +13,8 @@ from typing import Any
 
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.providers import AUTO
+from dl_perception.inference.providers import OPENVINO
+from dl_perception.inference.providers import OPENVINO_PRECISIONS
 from dl_perception.inference.providers import PROVIDER_CHOICES
 from dl_perception.inference.providers import ProviderSettings
 from dl_perception.preprocessing.spec import RESIZE_POLICIES
@@ -32,7 +34,8 @@ def _providers(values: list) -> str | None:
         ProviderSettings(tuple(values))
     except ValueError:
         return ('give [auto], or one or more of '
-                f'{", ".join(p for p in PROVIDER_CHOICES if p != AUTO)}')
+                f'{", ".join(p for p in PROVIDER_CHOICES if p not in (AUTO, OPENVINO))}, or '
+                f'[{OPENVINO}] or [{OPENVINO}, cpu]')
     return None
 
 
@@ -88,18 +91,25 @@ PARAMETERS = ParameterTable(
               'side (e.g. 0.875 for ImageNet models); 0 = from metadata.', low=0.0, high=1.0),
     Parameter('output_kind', '', 'Override: what the network outputs; empty = metadata.',
               choices=('', 'logits', 'probabilities')),
-    Parameter('providers', [AUTO], 'ONNX Runtime execution providers, in order of preference; '
-              '[auto] = the GPU providers whose driver and libraries are present here, else '
-              'the CPU (what really runs is on /diagnostics).', check=_providers),
-    Parameter('allow_cpu_fallback', False, 'With GPU providers named explicitly: run on the CPU '
-              '(with a warning) when none of them starts, instead of failing.'),
+    Parameter('providers', [AUTO], 'Execution providers, in order of preference: ONNX Runtime '
+              "'s tensorrt, cuda, cpu, or openvino (the OpenVINO runtime, optionally followed by "
+              'cpu); [auto] = the GPU providers whose driver and libraries are present here, '
+              'else the CPU (what really runs is on /diagnostics).', check=_providers),
+    Parameter('allow_cpu_fallback', False, 'With GPU providers or openvino named explicitly: run '
+              "on ONNX Runtime's CPU provider (with a warning) when none of them starts, instead "
+              'of failing.'),
     Parameter('device_id', 0, 'GPU index for the CUDA and TensorRT providers.', low=0, high=64),
     Parameter('tensorrt_fp16', True, 'Let TensorRT run in half precision.'),
     Parameter('tensorrt_cache_dir', '~/.cache/dl_perception/tensorrt', 'TensorRT engine '
               'cache folder (building an engine takes minutes); empty = no cache.'),
-    Parameter('threads', 0, 'ONNX Runtime intra-op threads; 0 = its default.', low=0, high=256),
+    Parameter('openvino_precision', 'f32', "OpenVINO's inference precision hint: f32 computes "
+              'like ONNX Runtime; bf16 is faster where the CPU has it and moves the scores a '
+              'little (measure with dl-perception evaluate).', choices=OPENVINO_PRECISIONS),
+    Parameter('threads', 0, 'Inference threads (ONNX Runtime intra-op, OpenVINO '
+              'INFERENCE_NUM_THREADS); 0 = the runtime default.', low=0, high=256),
     Parameter('cpu_spin_wait', False, 'Let ONNX Runtime CPU threads spin between frames: '
-              'slightly lower latency, but cores kept busy while waiting for the next frame.'),
+              'slightly lower latency, but cores kept busy while waiting for the next frame '
+              '(OpenVINO has no such setting).'),
     Parameter('image_topics', ['image'], 'Input topics; names ending in /compressed carry '
               'sensor_msgs/CompressedImage, others sensor_msgs/Image. One model serves all.',
               read_only=True, check=_topics),
@@ -142,8 +152,8 @@ PARAMETERS = ParameterTable(
 
 MODEL_PARAMETERS = ('model_path', 'labels_path', 'input_size', 'input_channels', 'mean', 'std',
                     'resize', 'crop_fraction', 'output_kind', 'providers', 'allow_cpu_fallback',
-                    'device_id', 'tensorrt_fp16', 'tensorrt_cache_dir', 'threads',
-                    'cpu_spin_wait')
+                    'device_id', 'tensorrt_fp16', 'tensorrt_cache_dir', 'openvino_precision',
+                    'threads', 'cpu_spin_wait')
 
 
 def preprocessing_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,7 +179,7 @@ def classifier_from_parameters(values: Mapping[str, Any]) -> Classifier:
 
     :raises FileNotFoundError: model or labels file missing.
     :raises ValueError: the model is not usable with these settings (the message says why).
-    :raises ProviderError: a GPU provider was required and did not start.
+    :raises ProviderError: a GPU provider or OpenVINO was required and did not start.
     """
     if not values['model_path']:
         raise ValueError('model_path is empty: set it to an exported .onnx file')
@@ -179,7 +189,7 @@ def classifier_from_parameters(values: Mapping[str, Any]) -> Classifier:
         tensorrt_cache_dir=(str(Path(values['tensorrt_cache_dir']).expanduser())
                             if values['tensorrt_cache_dir'] else None),
         allow_cpu_fallback=values['allow_cpu_fallback'], intra_op_threads=values['threads'],
-        spin_wait=values['cpu_spin_wait'])
+        spin_wait=values['cpu_spin_wait'], openvino_precision=values['openvino_precision'])
     return Classifier(values['model_path'], labels=values['labels_path'] or None,
                       preprocessing=preprocessing_overrides(values),
                       output=values['output_kind'] or None, providers=providers)

@@ -1,9 +1,9 @@
 """
 Route the Python ``logging`` records of dl_perception's lower layers to a node's ROS logger.
 
-``inference`` knows nothing of ROS and logs with ``logging`` (ONNX Runtime's own messages
-included, see ``native_stderr_to_log``); inside a node those lines must reach the console and
-/rosout under the node's name, like everything else the node says.
+``inference`` knows nothing of ROS and logs with ``logging`` (the runtimes' own messages
+included, see ``backend.native_stderr_to_log``); inside a node those lines must reach the
+console and /rosout under the node's name, like everything else the node says.
 """
 
 from __future__ import annotations
