@@ -8,6 +8,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+from dl_perception import cli
 from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
@@ -162,6 +163,7 @@ print('in use:', classifier.providers_in_use, settings.shortfall(classifier.prov
 """
 
 
+@pytest.mark.ros
 def test_without_openvino_asking_for_it_fails_and_says_how_to_install(tiny_onnx):
     result = run_without_openvino(STRICT.format(path=str(tiny_onnx)))
     assert result.returncode == 0, result.stderr
@@ -173,6 +175,7 @@ def test_without_openvino_asking_for_it_fails_and_says_how_to_install(tiny_onnx)
         assert 'allow_cpu_fallback' in line
 
 
+@pytest.mark.ros
 def test_without_openvino_the_cpu_fallback_runs_onnx_runtime(tiny_onnx):
     result = run_without_openvino(FALLBACK.format(path=str(tiny_onnx)))
     assert result.returncode == 0, result.stderr
@@ -181,14 +184,17 @@ def test_without_openvino_the_cpu_fallback_runs_onnx_runtime(tiny_onnx):
     assert "running on ONNX Runtime's CPU provider because allow_cpu_fallback" in result.stderr
 
 
-def test_doctor_lists_the_backends():
-    command = 'import sys; from dl_perception import cli; sys.exit(cli.main(["doctor", "--json"]))'
-    with_openvino = json.loads(subprocess.run([sys.executable, '-c', command],
-                                              capture_output=True, text=True,
-                                              timeout=120).stdout)
+def test_doctor_lists_the_backends(capsys):
+    assert cli.main(['doctor', '--json']) == 0
+    with_openvino = json.loads(capsys.readouterr().out)
     assert with_openvino['backends available'] == 'onnxruntime, openvino'
     assert with_openvino['openvino'].startswith(openvino_runtime().get_version().split('-')[0])
     assert with_openvino['node picks (providers: [auto])'].startswith('onnxruntime: auto -> ')
+
+
+@pytest.mark.ros
+def test_doctor_without_openvino_lists_only_onnx_runtime():
+    command = 'import sys; from dl_perception import cli; sys.exit(cli.main(["doctor", "--json"]))'
     without = json.loads(run_without_openvino(command).stdout)
     assert without['backends available'] == 'onnxruntime'
     assert without['openvino'].startswith('not installed (optional: pip install -r ')
@@ -210,12 +216,12 @@ def evaluate(model: Path, output: Path, *options: str) -> dict:
     return json.loads((output / 'evaluation.json').read_text()) | {'stdout': result.stdout}
 
 
-def test_evaluate_refuses_a_precision_without_openvino(tiny_onnx, tmp_path):
-    result = subprocess.run(['dl-perception', 'evaluate', str(tiny_onnx), '--output',
-                             str(tmp_path), '--openvino-precision', 'bf16'],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert '--openvino-precision bf16 needs --providers openvino' in result.stderr
+def test_evaluate_refuses_a_precision_without_openvino(tiny_onnx, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        cli.main(['evaluate', str(tiny_onnx), '--output', str(tmp_path),
+                  '--openvino-precision', 'bf16'])
+    assert exit_status.value.code == 2
+    assert '--openvino-precision bf16 needs --providers openvino' in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 import sys
 
-from conftest import diagnostics
-from conftest import publish
-from conftest import recorded
-from conftest import ros_arguments
-from conftest import RunningNode
-from conftest import set_parameter
-from conftest import start_recorder
-from conftest import values_of
 from dl_perception.datasets import FASHION_MNIST_ROOT
 from dl_perception.datasets import load_fashion_mnist
 from dl_perception.inference.classifier import Classifier
 from dl_perception.inference.providers import ProviderSettings
 import numpy as np
 import pytest
+from ros_testing import diagnostics
+from ros_testing import publish
+from ros_testing import recorded
+from ros_testing import ros_arguments
+from ros_testing import RunningNode
+from ros_testing import set_parameter
+from ros_testing import start_recorder
+from ros_testing import values_of
 
 NODE = 'dl_perception.ros.classifier_node'
 pytestmark = pytest.mark.ros
