@@ -21,6 +21,8 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification
 
 RESULT_TIMEOUT_S = 10.0
+# While waiting for a node to serve, a frame is resent this often (its first runs may be slow).
+READY_RETRY_S = 2.0
 # spin_once returns as soon as a result arrives; a short timeout would only make this process
 # poll, taking CPU from the node it measures.
 SPIN_TIMEOUT_S = 0.05
@@ -55,24 +57,40 @@ class RosLoop:
         self.publishers[namespace].publish(message)
         return stamp
 
-    def _wait(self, stamps: set[int], left: int) -> None:
-        deadline = time.monotonic() + RESULT_TIMEOUT_S
+    def _wait(self, stamps: set[int], left: int, timeout: float = RESULT_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
         while len(stamps - self.arrived.keys()) > left:
             if time.monotonic() > deadline:
-                raise TimeoutError(f'no result within {RESULT_TIMEOUT_S} s')
+                raise TimeoutError(f'no result within {timeout} s')
             rclpy.spin_once(self.node, timeout_sec=SPIN_TIMEOUT_S)
 
     def wait_until_serving(self, namespace: str, timeout: float = 60.0) -> None:
-        """Send frames until one comes back: the node is up, matched and warmed."""
+        """
+        Wait until the node is matched both ways, then send frames until one comes back.
+
+        Matching first: a frame sent before discovery finished, or a result published before
+        this process's subscription matched, is lost for good, and a driver that only resent
+        every RESULT_TIMEOUT_S could run out of time against a node that was serving.
+        """
         deadline = time.monotonic() + timeout
+        topic = f'/{namespace}/classification'
+        subscription = next(s for s in self.node.subscriptions if s.topic_name == topic)
+        while (self.publishers[namespace].get_subscription_count() == 0
+               or subscription.get_publisher_count() == 0):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f'/{namespace} never matched: its image subscribers '
+                    f'{self.publishers[namespace].get_subscription_count()}, result publishers '
+                    f'{subscription.get_publisher_count()}')
+            rclpy.spin_once(self.node, timeout_sec=SPIN_TIMEOUT_S)
         while time.monotonic() < deadline:
             stamp = self._send(namespace)
             try:
-                self._wait({stamp}, 0)
+                self._wait({stamp}, 0, timeout=READY_RETRY_S)
                 return
             except TimeoutError:
                 continue
-        raise TimeoutError(f'/{namespace} never answered')
+        raise TimeoutError(f'/{namespace} matched but never answered')
 
     def throughput(self, namespace: str, count: int, in_flight: int = 2) -> tuple[float, int]:
         """

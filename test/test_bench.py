@@ -37,16 +37,34 @@ def test_bench_measures_every_method(demo_like_model, ros_env, tmp_path):
     report = json.loads(output.read_text())
     assert report['machine']['cores'] == os.cpu_count()
     rows = report['models']['demo-lenet']
-    assert {'raw', 'classifier', 'node', 'node spin', 'baseline', 'ros floor'} <= rows.keys()
+    assert set(rows) == {'raw', 'raw openvino', 'raw int8', 'preprocess', 'classifier',
+                         'openvino loop', 'node', 'node openvino', 'node int8', 'baseline',
+                         'ros floor'}
     for method, row in rows.items():
         assert row['images_per_s'] > 0, method
         assert 0 < row['p50_ms'] <= row['p95_ms'] <= row['p99_ms'], method
     # A drop is a frame replaced by a newer one before the node took it: never more than the
     # frames sent, and none at all for the baseline, which queues 10 with 2 in flight.
-    for method in ('node', 'node spin', 'ros floor'):
+    for method in ('node', 'node openvino', 'node int8', 'ros floor'):
         assert 0 <= rows[method]['dropped_in_throughput_runs'] <= ROUNDS * FRAMES, method
     assert rows['baseline']['dropped_in_throughput_runs'] == 0
-    assert 'x the baseline node' in result.stdout
+    goals = report['goals']['demo-lenet']
+    best = goals['best_node']
+    assert rows[best]['images_per_s'] == max(rows[m]['images_per_s']
+                                             for m in ('node', 'node openvino', 'node int8'))
+    ratio = goals['throughput_vs_baseline_node']['ratio']
+    assert ratio == pytest.approx(rows[best]['images_per_s'] / rows['baseline']['images_per_s'],
+                                  rel=1e-2)
+    for goal in ('throughput_vs_openvino_loop', 'p50_over_backend_ms',
+                 'throughput_vs_baseline_node'):
+        assert ('met' if goals[goal]['met'] else 'NOT met') in result.stdout, goal
+    assert report['machine_load']['calibration_slowdown'] > 0
+    assert ('LOADED' in result.stdout) == report['machine_load']['loaded']
+    tables = subprocess.run([sys.executable, '-m', 'benchmarks', 'pipeline', '--markdown',
+                             str(output)], cwd=REPOSITORY, capture_output=True, text=True,
+                            timeout=60, check=True).stdout
+    assert f'| `node openvino` | {rows["node openvino"]["images_per_s"]:.1f} (' in tables
+    assert f'Best node: `{best}`' in tables
 
 
 def test_soak_accounts_for_every_frame(demo_like_model, ros_env, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dl_perception.ros.node_statistics import NodeStatistics
+from dl_perception.ros.node_statistics import SequenceGaps
 import pytest
 
 
@@ -106,3 +107,24 @@ def test_stage_times_and_batch_sizes_are_reported():
     assert values['stages p50 (ms)'].startswith('receive n/a, wait 0.25, convert n/a')
     assert 'infer 3.00' in values['stages p50 (ms)']
     assert values['batch sizes (size: batches)'] == '1: 2, 2: 3'
+
+
+def test_sequence_gaps_count_what_a_publisher_sent_that_never_arrived():
+    gaps = SequenceGaps()
+    assert [gaps.missed('a', n) for n in (1, 2, 5, 6)] == [0, 0, 2, 0]
+    assert gaps.missed('b', 10) == 0  # a publisher of its own
+    assert gaps.missed('a', 1) == 0  # a restarted publisher counts afresh
+    assert gaps.missed('a', 4) == 2
+    assert gaps.missed('c', None) == 0  # a middleware without sequence numbers
+
+
+def test_missed_frames_count_in_the_input_rate_and_on_their_own():
+    clock = Clock()
+    statistics = NodeStatistics(clock)
+    for _ in range(100):  # 1,000 frames/s sent, one in ten reaches the callback
+        clock.now += 0.01
+        statistics.on_received('/image', missed=9)
+    values = statistics.report({})
+    assert float(values['input rate /image (Hz)']) == pytest.approx(1000, rel=0.02)
+    assert values['received'] == '100'
+    assert values['missed (newer frame kept by the middleware, or lost)'] == '900'

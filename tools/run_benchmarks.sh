@@ -48,3 +48,4 @@ FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA run soak_10min_large_data $bench soak \
 # is the finding, so it does not stop the script.
 run soak_10min_default_transport $bench soak --minutes 10 --model "$model" \
     --output "$out/soak_10min_default_transport.json" || true
+run overload $bench overload --model "$model" --output "$out/overload.json"

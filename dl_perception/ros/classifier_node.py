@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from functools import partial
 import sys
 import threading
 import time
@@ -41,6 +42,7 @@ from dl_perception.ros.latest_frames import ReceivedFrame
 from dl_perception.ros.log_forwarding import PythonLogForwarding
 from dl_perception.ros.node_statistics import diagnostic_status
 from dl_perception.ros.node_statistics import NodeStatistics
+from dl_perception.ros.node_statistics import SequenceGaps
 from dl_perception.ros.qos_matching import choose_reliability
 from dl_perception.ros.qos_matching import input_qos
 from dl_perception.ros.qos_matching import latched_qos
@@ -50,6 +52,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.subscription import MessageInfo
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
@@ -68,6 +71,9 @@ MODEL_ERRORS = (FileNotFoundError, ValueError, ProviderError)
 STALL_PERIODS = 3
 STALL_MIN_S = 3.0
 WORKER_RESTART_DELAY_S = 0.5
+# While every camera has a frame waiting, the spinning thread takes no messages, but at least
+# this often it spins once anyway: timers, services and parameter changes stay served.
+BACKPRESSURE_MAX_WAIT_S = 0.05
 INPUT_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
 
 
@@ -114,6 +120,7 @@ class ClassifierNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._statistics = NodeStatistics()
         self._frames = LatestFrames()
+        self._sequence_gaps = SequenceGaps()
         self._processor = FrameProcessor(self._statistics, self._reject)
         self._processor.reset_smoothing(self._settings.processing.smoothing)
         self._classifier: Classifier | None = None
@@ -207,6 +214,19 @@ class ClassifierNode(LifecycleNode):
             self.destroy_subscription(item.subscription)
         self._inputs = {}
         self._frames.clear()
+
+    def spin(self, executor: SingleThreadedExecutor) -> None:
+        """
+        Spin until shutdown; take no messages while every camera has a frame waiting.
+
+        That is the node's backpressure: under overload the frames that would only replace
+        waiting ones stay in the middleware (which keeps the newest and counts nothing in
+        Python), so the worker keeps the GIL and the output holds at the saturated rate.
+        """
+        while self.context.ok():
+            self._frames.wait_while_full(max(len(self._input_topics), 1),
+                                         BACKPRESSURE_MAX_WAIT_S)
+            executor.spin_once(timeout_sec=BACKPRESSURE_MAX_WAIT_S)
 
     def destroy_node(self) -> None:
         """Stop the work first: the worker must not publish through destroyed publishers."""
@@ -321,20 +341,20 @@ class ClassifierNode(LifecycleNode):
         type_name = ('sensor_msgs/msg/CompressedImage' if topic.endswith('/compressed')
                      else 'sensor_msgs/msg/Image')
         subscription = self.create_subscription(
-            INPUT_TYPES[type_name], topic, lambda msg, topic=topic: self._on_image(topic, msg),
+            INPUT_TYPES[type_name], topic, partial(self._on_image, topic),
             input_qos(reliability, self._settings.values['queue_depth']))
         self._inputs[topic] = _Input(subscription, reliability, type_name)
         self.get_logger().info(f'subscribed to {topic} as {type_name} '
                                f'({reliability.name.lower()})')
         return self._inputs[topic]
 
-    def _on_image(self, topic: str, msg: Image | CompressedImage) -> None:
+    def _on_image(self, topic: str, msg: Image | CompressedImage, info: MessageInfo) -> None:
         """Check the message's structure and keep it as the camera's newest frame."""
-        self._statistics.on_received(topic)
-        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
-        if stamp_ns:
-            self._statistics.on_stage('receive',
-                                      (self.get_clock().now().nanoseconds - stamp_ns) / 1e6)
+        gid = info.get('publisher_gid')
+        self._statistics.on_received(topic, self._sequence_gaps.missed(
+            (topic, bytes(gid['data']) if gid else b''), info.get('publication_sequence_number')))
+        if info.get('source_timestamp'):  # the middleware's clock of the sender: wall time
+            self._statistics.on_stage('receive', (time.time_ns() - info['source_timestamp']) / 1e6)
         check = check_compressed_msg if isinstance(msg, CompressedImage) else check_image_msg
         try:
             check(msg, self._settings.processing.max_image_pixels)
@@ -489,7 +509,7 @@ def _start_and_spin(node: ClassifierNode) -> None:
     if node.get_parameter('autostart').value:
         if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()
-    executor.spin()
+    node.spin(executor)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -2,7 +2,10 @@
 Keep only the newest frame of each camera until the worker takes it.
 
 Callbacks store, the worker takes; a frame that is replaced before the worker took it is
-dropped and counted. So the node never works through a backlog of stale frames.
+dropped and counted. So the node never works through a backlog of stale frames. The spinning
+thread also waits here while every camera already has a frame waiting (``wait_while_full``):
+taking more messages then would only replace frames, and under overload that Python work
+starves the worker; the middleware keeps the newest frames meanwhile, at no cost.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class LatestFrames:
             if camera in self._slots:
                 self.dropped[camera] = self.dropped.get(camera, 0) + 1
             self._slots[camera] = frame
-            self._condition.notify()
+            self._condition.notify_all()
 
     def take(self, timeout: float) -> dict[Hashable, ReceivedFrame]:
         """Wait up to ``timeout`` seconds for frames; return and clear all that are waiting."""
@@ -43,7 +46,13 @@ class LatestFrames:
             if not self._slots:
                 self._condition.wait(timeout)
             frames, self._slots = self._slots, {}
+            self._condition.notify_all()
             return frames
+
+    def wait_while_full(self, cameras: int, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds while ``cameras`` (or more) frames are waiting."""
+        with self._condition:
+            self._condition.wait_for(lambda: len(self._slots) < cameras, timeout)
 
     def clear(self) -> None:
         """Forget waiting frames (without counting them as dropped)."""

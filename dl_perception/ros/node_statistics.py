@@ -34,9 +34,11 @@ class _Rate:
 
     def __init__(self) -> None:
         self._times: deque[float] = deque()
+        self._counts: deque[int] = deque()
 
-    def add(self, now: float) -> None:
+    def add(self, now: float, count: int = 1) -> None:
         self._times.append(now)
+        self._counts.append(count)
 
     def per_second(self, now: float) -> float:
         """
@@ -48,9 +50,31 @@ class _Rate:
         """
         while self._times and self._times[0] < now - RATE_WINDOW_S:
             self._times.popleft()
+            self._counts.popleft()
         if len(self._times) < 2:
             return 0.0
-        return (len(self._times) - 1) / max(now - self._times[0], 1e-9)
+        return (sum(self._counts) - self._counts[0]) / max(now - self._times[0], 1e-9)
+
+
+class SequenceGaps:
+    """
+    Messages a publisher sent that never reached the callbacks, from its sequence numbers.
+
+    The middleware keeps only the newest ``queue_depth`` frames while the node is busy, and a
+    best-effort transport may lose some: either way the publisher's sequence number jumps.
+    A number that goes back means the publisher restarted: counting starts again.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[Hashable, int] = {}
+
+    def missed(self, publisher: Hashable, sequence: int | None) -> int:
+        """Return how many messages of ``publisher`` were skipped before ``sequence``."""
+        if sequence is None:  # the middleware does not number messages
+            return 0
+        last = self._last.get(publisher)
+        self._last[publisher] = sequence
+        return sequence - last - 1 if last is not None and sequence > last else 0
 
 
 @dataclass
@@ -84,6 +108,7 @@ class NodeStatistics:
         self._clock = clock
         self._lock = threading.Lock()
         self.received: dict[Hashable, int] = {}
+        self.missed: dict[Hashable, int] = {}
         self.rejected: dict[Hashable, int] = {}
         self._input_rates: dict[Hashable, _Rate] = {}
         self._output_rate = _Rate()
@@ -108,12 +133,14 @@ class NodeStatistics:
         with self._lock:
             self._started = self._clock()
 
-    def on_received(self, topic: Hashable) -> None:
-        """Count an incoming message."""
+    def on_received(self, topic: Hashable, missed: int = 0) -> None:
+        """Count an incoming message, and ``missed`` ones its publisher sent before it."""
         now = self._clock()
         with self._lock:
             self.received[topic] = self.received.get(topic, 0) + 1
-            self._input_rates.setdefault(topic, _Rate()).add(now)
+            if missed:
+                self.missed[topic] = self.missed.get(topic, 0) + missed
+            self._input_rates.setdefault(topic, _Rate()).add(now, 1 + missed)
             self._input.add(now)
 
     def on_accepted(self) -> None:
@@ -183,6 +210,8 @@ class NodeStatistics:
                     f'{size}: {count}' for size, count in sorted(self._batch_sizes.items()))
                 or 'none yet',
                 'received': str(sum(self.received.values())),
+                'missed (newer frame kept by the middleware, or lost)':
+                    str(sum(self.missed.values())),
                 'published': str(self._published.count),
                 'dropped (newer frame arrived)': str(sum(dropped.values())),
                 'rejected (malformed)': str(sum(self.rejected.values())),
