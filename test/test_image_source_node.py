@@ -79,7 +79,7 @@ def test_render_stretches_colour_and_converts_rgb():
 
 @pytest.mark.parametrize('spec, problem', [
     ('fashion-mnist:test', None), ('folder:/data', None), ('camera:0', None),
-    ('fashion-mnist:val', 'split'), ('webcam:0', 'source must be'), ('video:', 'source must'),
+    ('fashion-mnist:val', 'split'), ('webcam:0', 'must be'), ('video:', 'must be'),
 ])
 def test_check_source(spec, problem):
     result = check_source(spec)

@@ -25,7 +25,7 @@ def test_every_default_is_accepted_and_every_parameter_is_read_only():
     ('encoding', 'yuv', "encoding = 'yuv'; allowed: 'bgr8', 'rgb8', 'mono8'"),
     ('compression', 'webp', "compression = 'webp'; allowed: 'jpeg', 'png'"),
     ('reliability', 'auto', "reliability = 'auto'; allowed: 'reliable', 'best_effort'"),
-    ('source', 'webcam:0', "source = 'webcam:0'; source must be"),
+    ('source', 'webcam:0', "source = 'webcam:0'; must be 'fashion-mnist:<split>'"),
     ('source', 'fashion-mnist:val', 'fashion-mnist split must be one of'),
 ])
 def test_bad_values_are_refused_with_the_reason(name, value, expected):

@@ -39,13 +39,13 @@ class SourceOptions:
 
 
 def check_source(spec: str) -> str | None:
-    """Return why a ``source`` value is malformed, or None when its form is valid."""
+    """Return why a ``source`` value is malformed (the value itself not repeated), or None."""
     kind, colon, target = spec.partition(':')
     if not colon or kind not in _OPENERS or not target:
-        return (f"source must be 'fashion-mnist:<split>', 'folder:<path>', 'video:<path>' or "
-                f"'camera:<index or device>', got {spec!r}")
+        return ("must be 'fashion-mnist:<split>', 'folder:<path>', 'video:<path>' or "
+                "'camera:<index or device>'")
     if kind == 'fashion-mnist' and target not in FASHION_MNIST_SPLITS:
-        return f'fashion-mnist split must be one of {FASHION_MNIST_SPLITS}, got {target!r}'
+        return f'the fashion-mnist split must be one of {FASHION_MNIST_SPLITS}'
     return None
 
 
@@ -212,6 +212,6 @@ def open_frames(options: SourceOptions) -> IndexedFrames | CaptureFrames:
     """
     problem = check_source(options.source)
     if problem:
-        raise ValueError(problem)
+        raise ValueError(f'source {options.source!r}: {problem}')
     kind, _, target = options.source.partition(':')
     return _OPENERS[kind](target, options)

@@ -112,10 +112,7 @@ class ClassifierNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('classifier', **kwargs)
         self._settings = _Settings.from_values(PARAMETERS.declare(self))
-        self._unknown_parameters = PARAMETERS.unknown(
-            name for name in self._parameter_overrides if not self.has_parameter(name))
-        if self._unknown_parameters:
-            self.get_logger().warning(self._unknown_parameters)
+        self._unknown_parameters = PARAMETERS.warn_unknown_overrides(self)
         self._log_forwarding = PythonLogForwarding(self.get_logger())
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._statistics = NodeStatistics()

@@ -53,10 +53,7 @@ class ImageSourceNode(Node):
         self.frames: IndexedFrames | CaptureFrames | None = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = settings = Settings(**PARAMETERS.declare(self))
-        unknown = PARAMETERS.unknown(
-            name for name in self._parameter_overrides if not self.has_parameter(name))
-        if unknown:  # a misspelt override would otherwise be ignored without a word
-            self.get_logger().warning(unknown)
+        PARAMETERS.warn_unknown_overrides(self)  # ROS would ignore a misspelt one silently
         self.frames = open_frames(SourceOptions(
             settings.source, settings.dataset_root, settings.loop, settings.shuffle,
             settings.seed, settings.start_index))

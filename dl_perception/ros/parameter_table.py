@@ -106,6 +106,14 @@ class ParameterTable:
             raise ValueError('; '.join(problems))
         return values
 
+    def warn_unknown_overrides(self, node: Node) -> str | None:
+        """Log (and return) what ``unknown`` says about ``node``'s undeclared overrides."""
+        message = self.unknown(name for name in node._parameter_overrides
+                               if not node.has_parameter(name))
+        if message:
+            node.get_logger().warning(message)
+        return message
+
     def unknown(self, names: Iterable[str]) -> str | None:
         """
         Describe overrides of undeclared parameters, each with the closest declared name.
