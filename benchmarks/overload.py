@@ -75,7 +75,10 @@ def run_rate(counter: ResultCounter, rate: float, seconds: float, env: dict) -> 
     flood = subprocess.run(
         [sys.executable, '-m', 'benchmarks.frame_flood', '--topic', f'/{NAMESPACE}/image',
          '--rate', str(rate), '--seconds', str(seconds)],
-        env=env, capture_output=True, text=True, timeout=seconds + 60, check=True)
+        env=env, capture_output=True, text=True, timeout=seconds + 90)
+    if flood.returncode != 0:
+        raise RuntimeError(f'the flood publisher at {rate:g}/s exited {flood.returncode}:\n'
+                           f'{flood.stderr[-3000:]}')
     sent = json.loads(flood.stdout.strip().splitlines()[-1])
     end = time.monotonic()
     first = next((t for t in counter.arrivals if t >= started), end)
