@@ -44,8 +44,9 @@ def test_classifies_known_images_and_copies_headers(start_node, ros_env, tiny_on
     model = tiny_onnx if precision == 'float32' else int8.path
     node = start_node(NODE, parameters(model, top_k=3))
     node.wait_for('active:')
+    # 20 s is ample for 20 frames at 20 Hz; a frame dropped under load must not cost 60 s
     recorder = start_recorder(ros_env, {'classification': {'type': 'Classification',
-                                                           'count': 20}})
+                                                           'count': 20}}, timeout=20)
     indices = list(range(20))
     publish(ros_env, indices=indices, topics=['image'], rate=20)
     results = recorded(recorder)['classification']

@@ -46,6 +46,7 @@ from dl_perception.ros.node_statistics import SequenceGaps
 from dl_perception.ros.qos_matching import choose_reliability
 from dl_perception.ros.qos_matching import input_qos
 from dl_perception.ros.qos_matching import latched_qos
+from dl_perception.ros.spinning import new_executor
 from dl_perception.ros.spinning import run_node
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import SingleThreadedExecutor
@@ -499,10 +500,7 @@ class ClassifierNode(LifecycleNode):
 
 
 def _start_and_spin(node: ClassifierNode) -> None:
-    # The executor exists before the node reports itself active: a SIGINT that arrives while
-    # rclpy builds an executor leaves a half-made one that fails noisily when freed.
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    executor = new_executor(node)
     if node.get_parameter('autostart').value:
         if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()

@@ -24,9 +24,9 @@ from dl_perception.ros.image_conversion import compressed_msg
 from dl_perception.ros.image_conversion import image_to_msg
 from dl_perception.ros.image_source_parameters import PARAMETERS
 from dl_perception.ros.image_source_parameters import Settings
+from dl_perception.ros.spinning import new_executor
 from dl_perception.ros.spinning import run_node
 from dl_perception.ros.vision_messages import classification_msg
-import rclpy
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -203,7 +203,7 @@ def main(args: list[str] | None = None) -> int:
         node.get_logger().info(f'stopped: sent {node.sent} frames')
 
     return run_node(ImageSourceNode, args, name=NODE_NAME,
-                    spin=lambda node: rclpy.spin_until_future_complete(node, node.done),
+                    spin=lambda node: new_executor(node).spin_until_future_complete(node.done),
                     on_interrupt=log_stop)
 
 

@@ -6,22 +6,37 @@ rclpy turns the first SIGINT/SIGTERM into a context shutdown, which surfaces as
 from whatever was running; a second signal during clean-up, or one before rclpy installed its
 handlers, would otherwise end the process with a traceback and exit status -2. So every node
 ``main`` goes through ``run_node`` (and the console scripts through ``entry_points``, which
-also cover the seconds spent importing rclpy, OpenCV and ONNX Runtime).
+also cover the seconds spent importing rclpy, OpenCV and ONNX Runtime). Executors are made
+by ``new_executor``: a signal that lands inside an executor's constructor leaves a half-made
+object whose destructor prints a traceback at exit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import signal
 
 from dl_perception.ros.entry_points import ignore_interrupts
 from dl_perception.ros.entry_points import interrupts_raise
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 # What a node constructor raises for settings it cannot work with: exit status 1.
 START_ERRORS = (ValueError, ParameterException, FileNotFoundError)
+
+
+def new_executor(node: Node) -> SingleThreadedExecutor:
+    """Return a SingleThreadedExecutor serving ``node``, built with SIGINT/SIGTERM held back."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held signal is delivered now
+    return executor
 
 
 def run_node(create_node: Callable[[], Node], args: list[str] | None = None, *,
