@@ -10,8 +10,9 @@ same seed on the same ``--images`` Fashion-MNIST images: Adam at a constant ``--
 against SGD with momentum 0.9 at ``--sgd-lr`` under a cosine schedule, with the dropout of
 the family default. The table gives the final validation accuracy and loss and the best
 validation accuracy (on 2 % of the training set, 1,200 images); the figure plots validation
-accuracy against epochs. On two CPU cores the default is a few hundred steps in all: what it shows is the start of training, and the
-claim is about whole runs (run longer with ``--images 60000 --epochs 30`` on a GPU).
+accuracy against epochs. On two CPU cores the default is 32 steps a run: what it shows is
+the start of training, and the claim is about whole runs (run longer with
+``--images 60000 --epochs 30`` on a GPU).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ the machine's 1-minute load average after each arm (other processes stretch wall
 from __future__ import annotations
 
 from benchmarks.lecture.common import experiment_parser
-from benchmarks.lecture.common import parse_options
 from benchmarks.lecture.common import load_average
+from benchmarks.lecture.common import parse_options
 from benchmarks.lecture.common import train_run
 from benchmarks.lecture.common import write_outputs
 from matplotlib.figure import Figure

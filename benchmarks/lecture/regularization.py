@@ -1,7 +1,7 @@
 """
 Regularization on a deliberately small training set: L1, L2, max-norm, dropout, early stop.
 
-    python -m benchmarks lecture.regularization [--model lenet] [--images 500] [--epochs 20]
+    python -m benchmarks lecture.regularization [--model lenet] [--images 500] [--epochs 30]
         [--output lecture-results]
 
 ``--images`` Fashion-MNIST training images are few enough for the network to learn them by
@@ -34,13 +34,13 @@ def main(argv: list[str]) -> int:
     parser = experiment_parser('regularization', __doc__.split('\n\n')[0])
     parser.add_argument('--model', default='lenet')
     parser.add_argument('--images', type=int, default=500, help='training images')
-    parser.add_argument('--epochs', type=int, default=20)
+    parser.add_argument('--epochs', type=int, default=30)
     parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=list(ARMS))
     args = parse_options(parser, argv)
     rows, curves = [], {}
     for arm in args.arms:
         trainer, summary = train_run(args.output, f'regularization-{arm}', [
-            f'model.name={args.model}', 'optimizer.name=momentum', 'optimizer.lr=0.02',
+            f'model.name={args.model}', 'optimizer.name=momentum', 'optimizer.lr=0.05',
             *ARMS[arm], 'regularization.early_stopping_metric=loss',
             f'data.train_subset={args.images}', 'data.val_fraction=0.05',
             'data.test_subset=100', 'data.batch_size=32', f'epochs={args.epochs}',

@@ -23,8 +23,8 @@ from __future__ import annotations
 import statistics
 
 from benchmarks.lecture.common import experiment_parser
-from benchmarks.lecture.common import parse_options
 from benchmarks.lecture.common import fashion_tensors
+from benchmarks.lecture.common import parse_options
 from benchmarks.lecture.common import write_outputs
 from dl_perception.models.activations import create_activation
 from dl_perception.training.optimizers import create_optimizer
