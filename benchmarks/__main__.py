@@ -23,6 +23,14 @@ BENCHMARKS = {
     'inference_providers': 'ONNX Runtime execution providers side by side (GPU machine)',
     'gpu_training': 'training images/s with AMP + channels_last vs float32 (GPU machine)',
     'gpu_check': 'every GPU benchmark in one go, for a lent GPU machine',
+    'lecture.vanishing_gradients': 'deep plain net, sigmoid vs ReLU, batch norm, residual: '
+                                   'gradient norm per layer, loss',
+    'lecture.optimizers': 'GD, SGD, mini-batch, momentum, Adagrad, RMSProp, Adam: loss '
+                          'against epochs and wall time',
+    'lecture.adam_vs_sgd': 'VGG and AlexNet: Adam vs SGD with a schedule',
+    'lecture.lr_tuning': "the lecture's learning-rate rule from a too-low and a too-high rate",
+    'lecture.regularization': 'L1, L2, max-norm, dropout, early stopping on a small '
+                              'training set: train/validation curves',
 }
 
 
@@ -34,7 +42,7 @@ def main(argv: list[str]) -> int:
             print(f'unknown benchmark: {argv[0]}', file=sys.stderr)
         print('usage: python -m benchmarks NAME [options]   (NAME --help for its options)\n')
         for name, summary in BENCHMARKS.items():
-            print(f'  {name:<20} {summary}')
+            print(f'  {name:<28} {summary}')
         return 0 if listing_asked else 2
     name, options = argv[0], argv[1:]
     sys.argv[0] = f'python -m benchmarks {name}'  # what argparse shows as the program

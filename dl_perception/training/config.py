@@ -28,6 +28,7 @@ from dl_perception.training.schedules import SCHEDULE_NAMES
 import yaml
 
 DATASETS = ('fashion-mnist', 'folder')
+MIN_TUNING_WINDOW = 4  # two halves of two losses each
 
 
 def option(default: Any, help_text: str, choices: tuple | None = None) -> Any:
@@ -218,6 +219,37 @@ class DivergenceConfig:
 
 
 @dataclass(frozen=True)
+class LrTuningConfig:
+    """The lecture's learning-rate rule, tried before the first epoch (see lr_tuning)."""
+
+    enabled: bool = option(False, 'before training, tune optimizer.lr in trials of `window` '
+                                  'steps from the initial weights: too high (rising, not '
+                                  'finite, or oscillating) -> divide by lower_factor; too low '
+                                  '(decreasing but slowly) -> multiply by raise_factor; stop '
+                                  'when the loss decreases consistently')
+    window: int = option(60, 'optimizer steps per trial')
+    min_decrease: float = option(0.05, 'a trial decreases when the mean loss of its second '
+                                       "half is this fraction below the first half's (and "
+                                       'rises when it is this fraction above)')
+    oscillation: float = option(0.1, 'a trial that neither decreases nor rises oscillates '
+                                     '(too high) when std/mean of its losses is at least '
+                                     'this, else it is slow (too low)')
+    raise_factor: float = option(3.0, 'too low: multiply the rate by this (the lecture: 2-5)')
+    lower_factor: float = option(10.0, 'too high: divide the rate by this (the lecture: 10)')
+    max_trials: int = option(8, 'trials before giving up (then the largest rate found too '
+                                'low is kept)')
+
+    def __post_init__(self) -> None:
+        _check_range('lr_tuning', 'window', self.window, MIN_TUNING_WINDOW)
+        _check_range('lr_tuning', 'min_decrease', self.min_decrease, 0.0, 1.0,
+                     low_open=True, high_open=True)
+        _check_range('lr_tuning', 'oscillation', self.oscillation, 0.0, low_open=True)
+        _check_range('lr_tuning', 'raise_factor', self.raise_factor, 1.0, low_open=True)
+        _check_range('lr_tuning', 'lower_factor', self.lower_factor, 1.0, low_open=True)
+        _check_range('lr_tuning', 'max_trials', self.max_trials, 1)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs."""
 
@@ -227,6 +259,8 @@ class TrainConfig:
     schedule: ScheduleConfig = option(ScheduleConfig(), 'learning-rate schedule')
     regularization: RegularizationConfig = option(RegularizationConfig(), 'regularization')
     divergence: DivergenceConfig = option(DivergenceConfig(), 'divergence recovery')
+    lr_tuning: LrTuningConfig = option(LrTuningConfig(), 'learning-rate tuning by the '
+                                                         "lecture's rule")
     epochs: int = option(10, 'passes over the training set')
     seed: int = option(0, 'seed of every random choice (data order, init, augmentation)')
     device: str = option('auto', 'auto = cuda when available', ('auto', 'cpu', 'cuda'))
@@ -241,6 +275,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_range('', 'epochs', self.epochs, 1)
         _check_range('', 'grad_norm_every', self.grad_norm_every, 1)
+        if self.lr_tuning.enabled and self.schedule.warmup_epochs:
+            raise ValueError('lr_tuning.enabled judges the first steps at optimizer.lr, but '
+                             'schedule.warmup_epochs changes the rate during them: use one '
+                             'of the two')
+        if self.lr_tuning.enabled and self.optimizer.name == 'gd':
+            raise ValueError('lr_tuning.enabled needs optimizer steps within an epoch; gd '
+                             'takes one step per epoch')
 
 
 def _describe_type(hint: Any) -> str:

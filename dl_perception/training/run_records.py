@@ -55,6 +55,7 @@ class RunState:
     grad_steps: list[int] = field(default_factory=list)
     grad_norms: list[list[float]] = field(default_factory=list)
     divergence_events: list[dict] = field(default_factory=list)
+    lr_tuning: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
 

@@ -29,11 +29,16 @@ LOSS_SMOOTHING = 0.1
 
 
 class Diverged(Exception):
-    """The loss blew up at ``step``; the trainer rolls back."""
+    """
+    The loss blew up at ``step``; the trainer rolls back.
 
-    def __init__(self, step: int, loss: float) -> None:
+    ``start_loss`` is the epoch's first loss, measured on the weights the epoch started from
+    (before any of its updates): it tells whether rolling back to that start can help.
+    """
+
+    def __init__(self, step: int, loss: float, start_loss: float | None = None) -> None:
         super().__init__(f'loss {loss} at step {step}')
-        self.step, self.loss = step, loss
+        self.step, self.loss, self.start_loss = step, loss, start_loss
 
 
 def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -92,6 +97,8 @@ class EpochRecord:
     lr_values: list[float] = field(default_factory=list)
     grad_steps: list[int] = field(default_factory=list)
     grad_norms: list[list[float]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    start_loss: float | None = None
 
 
 class DivergenceWatch:
@@ -102,9 +109,12 @@ class DivergenceWatch:
         self.explode_factor, self.reference_loss, self.any_rank = (
             explode_factor, reference_loss, any_rank)
         self.smoothed: float | None = None
+        self.start_loss: float | None = None
 
     def check(self, loss: float, step: int) -> None:
         """Take the loss of ``step``; raise Diverged when any process sees it blow up."""
+        if self.start_loss is None:
+            self.start_loss = loss
         if self.reference_loss is None and math.isfinite(loss):
             self.reference_loss = loss
         previous = self.smoothed
@@ -112,7 +122,7 @@ class DivergenceWatch:
             (1 - LOSS_SMOOTHING) * previous + LOSS_SMOOTHING * loss)
         limit = self.explode_factor * (self.reference_loss or math.inf)
         if self.any_rank(not math.isfinite(loss) or self.smoothed > limit):
-            raise Diverged(step, loss)
+            raise Diverged(step, loss, self.start_loss)
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,7 @@ def train_one_epoch(model: nn.Module, forward: ForwardPass, optimizer: torch.opt
         logits, data_loss = forward(images, targets)
         loss_value = float(data_loss.detach())
         watch.check(loss_value, step)
+        record.losses.append(loss_value)
         if rules.full_batch:
             loss = data_loss * (len(targets) / sample_count)
         elif penalized:
@@ -202,7 +213,7 @@ def train_one_epoch(model: nn.Module, forward: ForwardPass, optimizer: torch.opt
             scaler.scale(penalty).backward()
         update(step, record)
     seconds = time.perf_counter() - started
-    record.reference_loss = watch.reference_loss
+    record.reference_loss, record.start_loss = watch.reference_loss, watch.start_loss
     record.metrics = {
         'train_loss': loss_sum / max(seen, 1), 'train_accuracy': correct / max(seen, 1),
         'images_per_s': seen * context.world_size / seconds, 'epoch_seconds': seconds}

@@ -13,6 +13,7 @@ loss never fell, is reported in ``summary.json`` as ``dead_model`` (with the rea
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -35,6 +36,7 @@ from dl_perception.training.distributed import DistributedContext
 from dl_perception.training.evaluation import BatchNormalizer
 from dl_perception.training.evaluation import evaluate
 from dl_perception.training.evaluation import Evaluation
+from dl_perception.training.lr_tuning import tune_learning_rate
 from dl_perception.training.model_setup import build_from_spec
 from dl_perception.training.model_setup import freeze_backbone
 from dl_perception.training.model_setup import load_pretrained
@@ -44,6 +46,9 @@ from dl_perception.training.model_setup import read_state_dict
 from dl_perception.training.model_setup import set_training_mode
 from dl_perception.training.optimizers import create_optimizer
 from dl_perception.training.optimizers import owns_weight_decay
+from dl_perception.training.recovery import rewrite_run_files
+from dl_perception.training.recovery import RollbackPoints
+from dl_perception.training.recovery import start_is_good
 from dl_perception.training.regularization import EARLY_STOPPING_METRICS
 from dl_perception.training.regularization import EarlyStopping
 from dl_perception.training.run_records import commit_files
@@ -223,6 +228,8 @@ class Trainer:
             patience=patience, min_delta=regularization.early_stopping_min_delta,
             mode=self.watch_mode) if patience else None)
         self.state = RunState()
+        self.rollback_points = RollbackPoints()
+        self.last_start_loss: float | None = None
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] = (),
@@ -328,11 +335,12 @@ class Trainer:
         if self.is_main and self.state.epoch == 0:
             discard_commit_leftovers(self.run_dir)  # of an earlier run killed in this folder
         writer = SummaryWriter(str(self.run_dir / 'tensorboard')) if self.is_main else None
-        for epoch in range(self.state.epoch, self.config.epochs):
-            if self.state.stopped_early:
-                break
+        if self.config.lr_tuning.enabled and self.state.epoch == 0 and not self.state.lr_tuning:
+            self._tune_learning_rate()
+        while self.state.epoch < self.config.epochs and not self.state.stopped_early:
             self.context.barrier()
-            train_stats = self._train_epoch_with_recovery(epoch)
+            train_stats = self._train_epoch_with_recovery()  # a rollback may go back epochs
+            epoch = self.state.epoch
             stop = self._end_epoch(epoch, train_stats, writer)
             if self.context.broadcast(stop):
                 logger.info('early stopping after epoch %d', epoch + 1)
@@ -346,16 +354,56 @@ class Trainer:
         """Return whether this is the process that evaluates, logs and checkpoints."""
         return self.context.is_main
 
-    def _train_epoch_with_recovery(self, epoch: int) -> dict:
-        while True:
-            snapshot = copy.deepcopy(self._checkpoint())
+    def _tune_learning_rate(self) -> None:
+        """Choose the starting rate by the lecture's rule (see ``lr_tuning``), then restart."""
+        start = copy.deepcopy(self._checkpoint())
+        window = self.config.lr_tuning.window
+
+        def trial(lr: float) -> list[float]:
+            self._restore(copy.deepcopy(start))
+            self.schedule.scale_learning_rate(lr / self.schedule.lr)
+            set_training_mode(self.model, self.config.model.freeze_backbone)
+            batches = itertools.chain.from_iterable(
+                self.train_loader(epoch) for epoch in itertools.count())
             try:
-                return self.train_epoch(epoch)
+                losses = train_one_epoch(
+                    self.model, self.forward, self.optimizer, self.scaler, self.schedule,
+                    itertools.islice(batches, window), sample_count=len(self.data.train),
+                    rules=self.rules, context=self.context, first_step=0,
+                    reference_loss=None).losses
+            except Diverged:
+                losses = [math.inf]
+            return self.context.broadcast(losses)  # every process follows rank 0's verdict
+
+        lr, trials = tune_learning_rate(trial, self.schedule.lr, self.config.lr_tuning)
+        self._restore(copy.deepcopy(start))
+        self.schedule.scale_learning_rate(lr / self.schedule.lr)
+        self.state.lr_tuning = trials
+        logger.info('learning-rate tuning: %s -> %.3g', ', '.join(
+            f'{t["lr"]:.3g} {t["verdict"]}' for t in trials), lr)
+
+    def _train_epoch_with_recovery(self) -> dict:
+        while True:
+            self.rollback_points.begin_epoch(copy.deepcopy(self._checkpoint()), self.run_dir)
+            try:
+                metrics = self.train_epoch(self.state.epoch)
             except Diverged as event:
-                self._recover(snapshot, event)
+                self._recover(event)
+                continue
+            self.rollback_points.epoch_finished(self._start_was_good(self.last_start_loss))
+            return metrics
+
+    def _start_was_good(self, start_loss: float | None) -> bool:
+        """Return whether every process found the epoch's starting weights good."""
+        return not self.context.any_rank(
+            not start_is_good(start_loss, self.state.reference_loss))
 
     def train_epoch(self, epoch: int) -> dict:
-        """Train one epoch and add its records to the run's state; returns its metrics."""
+        """
+        Train one epoch and add its records to the run's state; returns its metrics.
+
+        ``last_start_loss`` then holds the epoch's first loss (on the weights it started from).
+        """
         set_training_mode(self.model, self.config.model.freeze_backbone)
         loader = self.train_loader(epoch)
         show = self.is_main and self.config.progress
@@ -366,6 +414,7 @@ class Trainer:
             sample_count=len(loader.sampler.sampler), rules=self.rules, context=self.context,
             first_step=self.state.global_step, reference_loss=self.state.reference_loss)
         self._add_records(record)
+        self.last_start_loss = record.start_loss
         return record.metrics
 
     def _add_records(self, record: EpochRecord) -> None:
@@ -377,23 +426,39 @@ class Trainer:
         state.grad_steps += record.grad_steps
         state.grad_norms += record.grad_norms
 
-    def _recover(self, snapshot: dict, event: Diverged) -> None:
-        """Roll back to the epoch's start and divide the learning rate by 10."""
+    def _recover(self, event: Diverged) -> None:
+        """
+        Roll back to the last good epoch start and divide the learning rate by 10.
+
+        That is the start of this epoch unless its first loss showed the weights it started
+        from were already bad (see ``recovery``); then the epochs since the last good start
+        are discarded and run again.
+        """
         retries = self.config.divergence.max_retries
+        point = self.rollback_points.target(self._start_was_good(event.start_loss))
         events = self.state.divergence_events + [
-            {'step': event.step, 'loss': event.loss, 'lr': self.schedule.lr}]
+            {'step': event.step, 'loss': event.loss, 'lr': self.schedule.lr,
+             'rolled_back_to_epoch': point.epoch}]
         if len(events) > retries:
             raise DivergenceError(
                 f'training diverged {len(events)} times (loss {event.loss:.4g} at step '
                 f'{event.step}, lr {self.schedule.lr:.3g}) and {retries} rollbacks are '
                 f'allowed; start from a smaller optimizer.lr (dl-perception lr-find suggests '
                 f'one)')
-        self._restore(snapshot)
+        discarded = self.rollback_points.current.epoch - point.epoch
+        initial_loss = self.state.reference_loss
+        self._restore(copy.deepcopy(point.checkpoint))
+        if discarded and self.is_main:
+            rewrite_run_files(self.run_dir, point)
         self.state.divergence_events = events
         self.schedule.scale_learning_rate(0.1)
-        logger.warning('loss diverged (%.4g at step %d): rolled back to the start of the epoch '
-                       'and divided the learning rate by 10 (now %.3g); rollback %d of %d',
-                       event.loss, event.step, self.schedule.lr, len(events), retries)
+        where = (f'the start of epoch {point.epoch + 1} (discarding {discarded} epoch(s): the '
+                 f'epoch started on weights whose loss {event.start_loss:.4g} was already above '
+                 f'the initial {initial_loss:.4g})' if discarded
+                 else 'the start of the epoch')
+        logger.warning('loss diverged (%.4g at step %d): rolled back to %s and divided the '
+                       'learning rate by 10 (now %.3g); rollback %d of %d', event.loss,
+                       event.step, where, self.schedule.lr, len(events), retries)
 
     def _end_epoch(self, epoch: int, train_stats: dict, writer: SummaryWriter | None) -> bool:
         """Validate, schedule, record and checkpoint; returns whether to stop early."""
@@ -470,6 +535,7 @@ class Trainer:
             'train_seconds': sum(row['epoch_seconds'] for row in history),
             'images_per_s_median': sorted(r['images_per_s'] for r in history)[len(history) // 2],
             'divergence_events': self.state.divergence_events,
+            'lr_tuning': self.state.lr_tuning,
             'stopped_early': len(history) < self.config.epochs,
             'run_dir': str(self.run_dir),
             'dead_model': self._dead_model_reason(),

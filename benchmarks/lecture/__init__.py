@@ -1,0 +1,1 @@
+"""The lecture's claims as runnable experiments: ``python -m benchmarks lecture.NAME``."""
