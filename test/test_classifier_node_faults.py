@@ -73,6 +73,7 @@ def jpeg_bomb() -> list[int]:
     return list(data)
 
 
+@pytest.mark.slow
 def test_row_and_column_images_and_bombs_do_not_blind_the_node(
         start_node, ros_env, tiny_onnx, tmp_path):
     node = start_node(NODE, parameters(tiny_onnx, resize='center_crop',
