@@ -41,6 +41,15 @@ def experiment_parser(name: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_training_options(parser: argparse.ArgumentParser, arms: dict, images: int,
+                         epochs: int) -> None:
+    """Add --model, --images, --epochs and --arms, the options of the training experiments."""
+    parser.add_argument('--model', default='lenet')
+    parser.add_argument('--images', type=int, default=images, help='training images')
+    parser.add_argument('--epochs', type=int, default=epochs)
+    parser.add_argument('--arms', nargs='+', default=list(arms), choices=list(arms))
+
+
 def parse_options(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse the options and apply --threads."""
     args = parser.parse_args(argv)
@@ -63,13 +72,23 @@ def fashion_tensors(count: int, seed: int, split: str = 'train'
 
 
 def train_run(output: Path, run_name: str, overrides: list[str]) -> tuple[Trainer, dict]:
-    """Train one quiet run into ``output / 'runs' / run_name``; returns trainer and summary."""
-    logging.getLogger('dl_perception').setLevel(logging.ERROR)
+    """
+    Train one quiet run into ``output / 'runs' / run_name``; returns trainer and summary.
+
+    The package's log level is lowered for the run only: an experiment run in-process (the
+    tests do) must not silence the warnings of whatever runs after it.
+    """
     config = parse_config(None, ['progress=false', 'data.workers=0', 'device=cpu',
                                  f'output_dir={output / "runs"}', f'run_name={run_name}',
                                  *overrides])
-    trainer = Trainer(config, output / 'runs' / run_name)
-    return trainer, trainer.fit()
+    package = logging.getLogger('dl_perception')
+    level = package.level
+    package.setLevel(logging.ERROR)
+    try:
+        trainer = Trainer(config, output / 'runs' / run_name)
+        return trainer, trainer.fit()
+    finally:
+        package.setLevel(level)
 
 
 def load_average() -> float:
