@@ -96,11 +96,12 @@ def test_stage_times_and_batch_sizes_are_reported():
     values = statistics.report({})
     assert values['infer p50 / p95 (ms)'] == 'n/a'
     assert values['batch sizes (size: batches)'] == 'none yet'
-    for milliseconds in (1.0, 2.0, 3.0, 4.0, 100.0):
-        statistics.on_stage('infer', milliseconds)
-    statistics.on_stage('wait', 0.25)
-    for size in (1, 2, 2, 1, 2):
-        statistics.on_batch(size)
+    statistics.on_batch(1, {'infer': [1.0, 2.0], 'wait': [0.25]})
+    statistics.on_batch(0, {'infer': [3.0]})  # every frame rejected: times, no batch
+    for size in (2, 2, 1, 2):
+        statistics.on_batch(size, {})
+    statistics.on_stage('infer', 4.0)
+    statistics.on_stage('infer', 100.0)
     values = statistics.report({})
     assert values['infer p50 / p95 (ms)'] == '3.0 / 80.8'
     assert values['wait p50 / p95 (ms)'] == '0.2 / 0.2'

@@ -16,6 +16,7 @@ the machine's 1-minute load average after each arm (other processes stretch wall
 
 from __future__ import annotations
 
+from benchmarks.lecture.common import add_training_options
 from benchmarks.lecture.common import experiment_parser
 from benchmarks.lecture.common import load_average
 from benchmarks.lecture.common import parse_options
@@ -33,10 +34,7 @@ ARMS = {  # name -> (optimizer, batch size, learning rate)
 def main(argv: list[str]) -> int:
     """Train every arm, print the table, write the JSON and the PNG."""
     parser = experiment_parser('optimizers', __doc__.split('\n\n')[0])
-    parser.add_argument('--model', default='lenet')
-    parser.add_argument('--images', type=int, default=2000, help='training images')
-    parser.add_argument('--epochs', type=int, default=5)
-    parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=list(ARMS))
+    add_training_options(parser, ARMS, images=2000, epochs=5)
     args = parse_options(parser, argv)
     rows, curves = [], {}
     for arm in args.arms:

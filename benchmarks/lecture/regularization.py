@@ -16,6 +16,7 @@ training and validation loss curves side by side.
 
 from __future__ import annotations
 
+from benchmarks.lecture.common import add_training_options
 from benchmarks.lecture.common import experiment_parser
 from benchmarks.lecture.common import parse_options
 from benchmarks.lecture.common import train_run
@@ -32,10 +33,7 @@ ARMS = {
 def main(argv: list[str]) -> int:
     """Train every arm; print the table, write the JSON and the PNG."""
     parser = experiment_parser('regularization', __doc__.split('\n\n')[0])
-    parser.add_argument('--model', default='lenet')
-    parser.add_argument('--images', type=int, default=500, help='training images')
-    parser.add_argument('--epochs', type=int, default=30)
-    parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=list(ARMS))
+    add_training_options(parser, ARMS, images=500, epochs=30)
     args = parse_options(parser, argv)
     rows, curves = [], {}
     for arm in args.arms:

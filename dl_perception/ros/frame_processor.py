@@ -116,37 +116,45 @@ class FrameProcessor:
         :raises InferenceError: the model failed on the batch.
         """
         taken = time.monotonic()
+        stages = {'wait': [], 'convert': [], 'preprocess': [], 'infer': [], 'postprocess': []}
         decoded, inputs = [], []
         for camera, frame in frames.items():
-            self._statistics.on_stage('wait', (taken - frame.arrived) * 1e3)
+            stages['wait'].append((taken - frame.arrived) * 1e3)
             try:
                 started = time.perf_counter()
                 image, order = decode(frame.message, settings.max_image_pixels)
                 converted = time.perf_counter()
-                self._statistics.on_stage('convert', (converted - started) * 1e3)
+                stages['convert'].append((converted - started) * 1e3)
                 if settings.mode == 'classify':
                     inputs.append(classifier.preprocess(image, order))
-                    self._statistics.on_stage('preprocess',
-                                              (time.perf_counter() - converted) * 1e3)
+                    stages['preprocess'].append((time.perf_counter() - converted) * 1e3)
             except FRAME_ERRORS as error:
                 self._on_reject(camera, str(error))
                 continue
             decoded.append(_Decoded(camera, frame.message.header, image, order))
         results = Results()
-        if not decoded:
-            return results
-        self._statistics.on_batch(len(decoded))
+        try:
+            if decoded:
+                self._run_model(classifier, decoded, inputs, settings, want_overlay, results,
+                                stages)
+        finally:  # a batch the model failed on still took its time
+            self._statistics.on_batch(len(decoded), stages)
+        return results
+
+    def _run_model(self, classifier: Classifier, decoded: list[_Decoded],
+                   inputs: list[np.ndarray], settings: ProcessingSettings, want_overlay: bool,
+                   results: Results, stages: dict[str, list[float]]) -> None:
+        """Classify (or tile) the decoded frames into ``results``, timing infer/postprocess."""
         started = time.perf_counter()
         if settings.mode == 'tiles':  # tiles are cut, classified and merged in one go: infer
             self._detect(classifier, decoded, settings, want_overlay, results)
-            self._statistics.on_stage('infer', (time.perf_counter() - started) * 1e3)
-            return results
+            stages['infer'].append((time.perf_counter() - started) * 1e3)
+            return
         probabilities = classifier.probabilities(np.stack(inputs))
         inferred = time.perf_counter()
-        self._statistics.on_stage('infer', (inferred - started) * 1e3)
+        stages['infer'].append((inferred - started) * 1e3)
         self._classify(classifier, decoded, probabilities, settings, want_overlay, results)
-        self._statistics.on_stage('postprocess', (time.perf_counter() - inferred) * 1e3)
-        return results
+        stages['postprocess'].append((time.perf_counter() - inferred) * 1e3)
 
     def _classify(self, classifier: Classifier, decoded: list[_Decoded],
                   probabilities: np.ndarray, settings: ProcessingSettings, want_overlay: bool,

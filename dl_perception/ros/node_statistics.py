@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 import threading
 import time
@@ -133,10 +133,17 @@ class NodeStatistics:
         with self._lock:
             self._started = self._clock()
 
-    def on_received(self, topic: Hashable, missed: int = 0) -> None:
-        """Count an incoming message, and ``missed`` ones its publisher sent before it."""
+    def on_received(self, topic: Hashable, missed: int = 0,
+                    receive_ms: float | None = None) -> None:
+        """
+        Count an incoming message, and ``missed`` ones its publisher sent before it.
+
+        ``receive_ms``: publisher to callback, the message's receive stage (if known).
+        """
         now = self._clock()
         with self._lock:
+            if receive_ms is not None:
+                self._stage_ms['receive'].append(receive_ms)
             self.received[topic] = self.received.get(topic, 0) + 1
             if missed:
                 self.missed[topic] = self.missed.get(topic, 0) + missed
@@ -167,10 +174,18 @@ class NodeStatistics:
         with self._lock:
             self._stage_ms[stage].append(milliseconds)
 
-    def on_batch(self, size: int) -> None:
-        """Count a batch of ``size`` frames sent through the model together."""
+    def on_batch(self, size: int, stages: Mapping[str, Iterable[float]]) -> None:
+        """
+        Count a batch of ``size`` frames that went through the model, and its stage times.
+
+        One call (one lock) per batch: this runs on the worker's path for every frame. A
+        batch of 0 (every frame rejected) records the times without counting a batch.
+        """
         with self._lock:
-            self._batch_sizes[size] += 1
+            if size:
+                self._batch_sizes[size] += 1
+            for stage, milliseconds in stages.items():
+                self._stage_ms[stage].extend(milliseconds)
 
     def on_inference_error(self, reason: str) -> None:
         """Count a batch the model failed on."""
