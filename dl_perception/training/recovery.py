@@ -55,11 +55,19 @@ class RollbackPoints:
     def __init__(self) -> None:
         self.current: RollbackPoint | None = None
         self.good: RollbackPoint | None = None
+        self._best_bytes: bytes | None = None
+        self._best_known = False
+
+    def best_written(self, data: bytes | None) -> None:
+        """Note what best.pt now holds (None: no best.pt), so no epoch has to read it back."""
+        self._best_bytes, self._best_known = data, True
 
     def begin_epoch(self, checkpoint: dict, run_dir: Path) -> None:
         """Keep the start of the epoch about to run (a deep copy of the checkpoint)."""
-        best = run_dir / 'best.pt'
-        self.current = RollbackPoint(checkpoint, best.read_bytes() if best.is_file() else None)
+        if not self._best_known:  # a resumed run: best.pt is read once
+            best = run_dir / 'best.pt'
+            self.best_written(best.read_bytes() if best.is_file() else None)
+        self.current = RollbackPoint(checkpoint, self._best_bytes)
 
     def epoch_finished(self, start_good: bool) -> None:
         """Mark the finished epoch's start as the last good one when its first loss proved it."""

@@ -450,6 +450,7 @@ class Trainer:
         self._restore(copy.deepcopy(point.checkpoint))
         if discarded and self.is_main:
             rewrite_run_files(self.run_dir, point)
+            self.rollback_points.best_written(point.best_bytes if point.epoch else None)
         self.state.divergence_events = events
         self.schedule.scale_learning_rate(0.1)
         where = (f'the start of epoch {point.epoch + 1} (discarding {discarded} epoch(s): the '
@@ -478,6 +479,8 @@ class Trainer:
         if improved:
             outputs['best.pt'] = checkpoint
         commit_files(self.run_dir, outputs)
+        if improved:
+            self.rollback_points.best_written(checkpoint)
         for name, value in record.items():
             if name != 'epoch':
                 writer.add_scalar(name, value, epoch + 1)
