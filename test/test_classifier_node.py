@@ -103,6 +103,7 @@ def test_late_subscriber_gets_label_info_and_vision_info(start_node, ros_env, ti
     assert vision_info['database_version'] == 1 and vision_info['method'] == 'lenet'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('reliability', ['reliable', 'best_effort'])
 def test_auto_qos_matches_the_publisher(start_node, ros_env, tiny_onnx, reliability):
     node = start_node(NODE, parameters(tiny_onnx))

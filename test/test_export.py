@@ -42,6 +42,7 @@ def test_batch_axis_is_dynamic(tiny_onnx):
 
 
 @pytest.mark.ros
+@pytest.mark.slow
 def test_export_cli_prints_parity_and_probabilities_sum_to_one(tiny_checkpoint, tmp_path):
     target = tmp_path / 'probs.onnx'
     result = subprocess.run(['dl-perception', 'export', str(tiny_checkpoint), '-o', str(target),

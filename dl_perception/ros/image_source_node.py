@@ -41,7 +41,9 @@ from vision_msgs.msg import Classification
 NODE_NAME = 'image_source'
 RATE_LOG_PERIOD_S = 5.0
 ACK_TIMEOUT_S = 5.0
-MATCH_SETTLE_S = 0.3
+# After every subscriber is matched on the writer's side, wait this long for the readers'
+# side: cheap at start-up, and on a loaded machine discovery lags by more than 0.3 s.
+MATCH_SETTLE_S = 1.0
 _FROM_BGR = {'bgr8': None, 'rgb8': cv2.COLOR_BGR2RGB, 'mono8': cv2.COLOR_BGR2GRAY}
 
 
