@@ -42,7 +42,7 @@ NODE_NAME = 'image_source'
 RATE_LOG_PERIOD_S = 5.0
 ACK_TIMEOUT_S = 5.0
 # After every subscriber is matched on the writer's side, wait this long for the readers'
-# side: cheap at start-up, and on a loaded machine discovery lags by more than 0.3 s.
+# side: cheap at start-up; with 0.3 s a recorder missed its first frames on a loaded machine.
 MATCH_SETTLE_S = 1.0
 _FROM_BGR = {'bgr8': None, 'rgb8': cv2.COLOR_BGR2RGB, 'mono8': cv2.COLOR_BGR2GRAY}
 
