@@ -219,7 +219,7 @@ def current_umask() -> int:
 
 
 def test_chance_level_is_the_majority_class_share():
-    from dl_perception.training.trainer import dead_model_reason
+    from dl_perception.training.run_verdicts import dead_model_reason
     history = [{'train_loss': 2.0, 'val_accuracy': 0.5}]
     assert dead_model_reason(history, 2.3, chance=0.1, val_count=1000) is None
     assert 'chance' in dead_model_reason(history, 2.3, chance=0.48, val_count=1000)

@@ -21,19 +21,29 @@ raises a rate to or above one already judged too high, nor lowers it to or below
 too low: it takes the geometric mean of the two instead, so it closes in rather than cycles.
 After ``max_trials`` without ``decreasing`` it keeps the largest rate judged ``slow`` (that
 one at least did not blow up), else the smallest rate tried.
+
+``tune_run_learning_rate`` applies the rule to a run before its first epoch: every trial
+restores the run's starting checkpoint, and the run restarts from it at the chosen rate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Sequence
+import copy
 from dataclasses import asdict
 from dataclasses import dataclass
+import logging
 import math
 
 from dl_perception.training.config import LrTuningConfig
 from dl_perception.training.config import MIN_TUNING_WINDOW
+from dl_perception.training.distributed import DistributedContext
+from dl_perception.training.schedules import LearningRateSchedule
+from dl_perception.training.step import Diverged
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 LOWER, RAISE, KEEP = 'lower', 'raise', 'keep'
 # verdict -> what the rule does to the rate
@@ -137,3 +147,37 @@ def tune_learning_rate(trial: Callable[[float], Sequence[float]], lr: float,
                        raise_factor=rule.raise_factor, lower_factor=rule.lower_factor)
     fallback = too_low if too_low is not None else min(t['lr'] for t in trials)
     return fallback, trials
+
+
+def tune_run_learning_rate(save: Callable[[], dict], restore: Callable[[dict], None],
+                           schedule: LearningRateSchedule, train: Callable[[], list[float]],
+                           context: DistributedContext, rule: LrTuningConfig) -> list[dict]:
+    """
+    Choose a run's starting rate in trials from its current checkpoint, then restart it there.
+
+    :param save: returns the run's checkpoint (a dict); every trial starts from a copy.
+    :param restore: loads a checkpoint into the run.
+    :param schedule: the run's learning-rate schedule; each trial scales it to its rate.
+    :param train: trains one trial's ``rule.window`` steps at the schedule's rate and returns
+        their losses; it may raise ``Diverged``.
+    :param context: the training processes; every one follows rank 0's verdict.
+    :param rule: the constants of the rule.
+    :returns: one record per trial, for the run's state.
+    """
+    start = copy.deepcopy(save())
+
+    def trial(lr: float) -> list[float]:
+        restore(copy.deepcopy(start))
+        schedule.scale_learning_rate(lr / schedule.lr)
+        try:
+            losses = train()
+        except Diverged:
+            losses = [math.inf]
+        return context.broadcast(losses)
+
+    lr, trials = tune_learning_rate(trial, schedule.lr, rule)
+    restore(copy.deepcopy(start))
+    schedule.scale_learning_rate(lr / schedule.lr)
+    logger.info('learning-rate tuning: %s -> %.3g', ', '.join(
+        f'{t["lr"]:.3g} {t["verdict"]}' for t in trials), lr)
+    return trials

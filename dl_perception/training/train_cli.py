@@ -20,7 +20,7 @@ from dl_perception.training.config import describe_options
 from dl_perception.training.config import load_config
 from dl_perception.training.distributed import init_distributed
 from dl_perception.training.distributed import shutdown_distributed
-from dl_perception.training.trainer import DivergenceError
+from dl_perception.training.recovery import DivergenceError
 from dl_perception.training.trainer import Trainer
 import torch
 import yaml

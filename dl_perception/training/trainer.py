@@ -7,7 +7,8 @@ accuracy or loss) and ``metrics.csv``, committed together as one
 unit per epoch (see ``run_records``), TensorBoard events, ``summary.json`` and PNG plots.
 ``Trainer.resume(run_dir)`` first repairs what a crash may have left, then continues a stopped
 run exactly where its last checkpoint left it. A run that ends at chance accuracy, or whose
-loss never fell, is reported in ``summary.json`` as ``dead_model`` (with the reason).
+loss never fell, is reported in ``summary.json`` as ``dead_model`` (with the reason; see
+``run_verdicts``). A diverging loss rolls the run back (see ``recovery``).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from dl_perception.training.config import TrainConfig
 from dl_perception.training.data import batch_loader
 from dl_perception.training.data import load_data
 from dl_perception.training.data import PreparedImages
+from dl_perception.training.devices import amp_dtype
+from dl_perception.training.devices import pick_device
 from dl_perception.training.distributed import DistributedContext
 from dl_perception.training.evaluation import BatchNormalizer
 from dl_perception.training.evaluation import evaluate
 from dl_perception.training.evaluation import Evaluation
-from dl_perception.training.lr_tuning import tune_learning_rate
+from dl_perception.training.lr_tuning import tune_run_learning_rate
 from dl_perception.training.model_setup import build_from_spec
 from dl_perception.training.model_setup import freeze_backbone
 from dl_perception.training.model_setup import load_pretrained
@@ -46,9 +49,7 @@ from dl_perception.training.model_setup import read_state_dict
 from dl_perception.training.model_setup import set_training_mode
 from dl_perception.training.optimizers import create_optimizer
 from dl_perception.training.optimizers import owns_weight_decay
-from dl_perception.training.recovery import rewrite_run_files
-from dl_perception.training.recovery import RollbackPoints
-from dl_perception.training.recovery import start_is_good
+from dl_perception.training.recovery import DivergenceRecovery
 from dl_perception.training.regularization import EARLY_STOPPING_METRICS
 from dl_perception.training.regularization import EarlyStopping
 from dl_perception.training.run_records import commit_files
@@ -56,17 +57,18 @@ from dl_perception.training.run_records import discard_commit_leftovers
 from dl_perception.training.run_records import metrics_csv_text
 from dl_perception.training.run_records import recover_run_folder
 from dl_perception.training.run_records import RunState
-from dl_perception.training.run_records import write_bytes_atomic
 from dl_perception.training.run_records import write_json
 from dl_perception.training.run_records import write_text_atomic
+from dl_perception.training.run_verdicts import chance_accuracy
+from dl_perception.training.run_verdicts import check_best_checkpoint
+from dl_perception.training.run_verdicts import dead_model_reason
+from dl_perception.training.run_verdicts import is_new_best
 from dl_perception.training.schedules import LearningRateSchedule
-from dl_perception.training.step import Diverged
 from dl_perception.training.step import EpochRecord
 from dl_perception.training.step import ForwardPass
 from dl_perception.training.step import StepRules
 from dl_perception.training.step import train_one_epoch
 from dl_perception.training.step import weighted_layers
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -78,95 +80,6 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
-
-
-class DivergenceError(RuntimeError):
-    """Training kept diverging after every allowed rollback."""
-
-
-def dead_model_reason(history: list[dict], reference_loss: float | None, chance: float,
-                      val_count: int) -> str | None:
-    """
-    Say why a finished run's model is dead, or return None when it learned something.
-
-    Dead: the final validation accuracy is within two standard errors of chance (the share
-    of the most common validation class), or the training loss never fell below its first
-    value.
-
-    :param history: the per-epoch records of the run (``train_loss``, ``val_accuracy``).
-    :param reference_loss: the first finite training loss of the run.
-    :param chance: accuracy of always answering the most common validation class.
-    :param val_count: number of validation images.
-    """
-    final = history[-1]['val_accuracy']
-    margin = 2 * math.sqrt(chance * (1 - chance) / max(val_count, 1))
-    if final <= chance + margin:
-        return (f'the final validation accuracy {final:.4f} is at chance level (always '
-                f'answering the most common class scores {chance:.4f}): the model learned '
-                f'nothing; try a smaller optimizer.lr (dl-perception lr-find suggests one)')
-    lowest = min(row['train_loss'] for row in history)
-    if reference_loss is not None and lowest >= reference_loss:
-        return (f'the training loss never fell below its start ({reference_loss:.4g}; lowest '
-                f'epoch mean {lowest:.4g}): the model learned nothing')
-    return None
-
-
-def _best_epoch_of(state: dict) -> int | None:
-    """Return the epoch best.pt must hold (from history for runs older than best_epoch)."""
-    if state.get('best_epoch') is not None:
-        return state['best_epoch']
-    best = state['best_val_accuracy']
-    return next((row['epoch'] for row in state['history'] if row['val_accuracy'] == best),
-                None)
-
-
-def check_best_checkpoint(run_dir: Path, last: dict) -> None:
-    """
-    Make sure ``best.pt`` holds the run's best epoch; repair it when that is the last epoch.
-
-    A run folder left half-written (by a crash under an older version) may lack best.pt or
-    hold a stale one. When the best epoch is the last one, last.pt holds the very same
-    checkpoint and is copied; otherwise the best weights are lost and resuming is refused.
-
-    :raises ValueError: best.pt does not hold the best epoch and cannot be rebuilt.
-    """
-    best_epoch = _best_epoch_of(last['state'])
-    if best_epoch is None:
-        return
-    path = run_dir / 'best.pt'
-    held, problem = None, 'is missing'
-    if path.is_file():
-        try:
-            held = load_checkpoint(path)['epoch']
-            problem = f'holds epoch {held}'
-        except ValueError as error:
-            problem = f'is unusable ({error})'
-    if held == best_epoch:
-        return
-    if best_epoch == last['epoch']:
-        write_bytes_atomic(path, (run_dir / 'last.pt').read_bytes())
-        logger.warning('%s %s but the best epoch is %d, the last one: rebuilt it from last.pt',
-                       path, problem, best_epoch)
-        return
-    raise ValueError(f'{path} {problem}, but the best of the run is epoch {best_epoch} of '
-                     f'{last["epoch"]}: the folder was left half-written and those weights are '
-                     f'lost; start the run again')
-
-
-def pick_device(name: str) -> torch.device:
-    """Resolve the configured device; asking for CUDA without one is an error."""
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise ValueError('device = cuda, but torch sees no CUDA device; use auto or cpu')
-    return torch.device('cuda' if name != 'cpu' and torch.cuda.is_available() else 'cpu')
-
-
-def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """Mixed-precision dtype on CUDA; None (full precision) on CPU or when off."""
-    if device.type != 'cuda' or config.amp == 'off':
-        return None
-    if config.amp == 'auto':
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {'bf16': torch.bfloat16, 'fp16': torch.float16}[config.amp]
 
 
 class Trainer:
@@ -228,8 +141,9 @@ class Trainer:
             patience=patience, min_delta=regularization.early_stopping_min_delta,
             mode=self.watch_mode) if patience else None)
         self.state = RunState()
-        self.rollback_points = RollbackPoints()
-        self.last_start_loss: float | None = None
+        self.recovery = DivergenceRecovery(
+            self.run_dir, context, config.divergence.max_retries, save=self._checkpoint,
+            restore=self._restore, schedule=self.schedule)
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] = (),
@@ -336,11 +250,14 @@ class Trainer:
             discard_commit_leftovers(self.run_dir)  # of an earlier run killed in this folder
         writer = SummaryWriter(str(self.run_dir / 'tensorboard')) if self.is_main else None
         if self.config.lr_tuning.enabled and self.state.epoch == 0 and not self.state.lr_tuning:
-            self._tune_learning_rate()
+            trials = tune_run_learning_rate(self._checkpoint, self._restore, self.schedule,
+                                            self._trial_losses, self.context,
+                                            self.config.lr_tuning)
+            self.state.lr_tuning = trials  # the state restored after the trials
         while self.state.epoch < self.config.epochs and not self.state.stopped_early:
             self.context.barrier()
-            train_stats = self._train_epoch_with_recovery()  # a rollback may go back epochs
-            epoch = self.state.epoch
+            train_stats = self.recovery.train_epoch(self._train_epoch).metrics
+            epoch = self.state.epoch  # a rollback may have gone back epochs
             stop = self._end_epoch(epoch, train_stats, writer)
             if self.context.broadcast(stop):
                 logger.info('early stopping after epoch %d', epoch + 1)
@@ -354,56 +271,22 @@ class Trainer:
         """Return whether this is the process that evaluates, logs and checkpoints."""
         return self.context.is_main
 
-    def _tune_learning_rate(self) -> None:
-        """Choose the starting rate by the lecture's rule (see ``lr_tuning``), then restart."""
-        start = copy.deepcopy(self._checkpoint())
-        window = self.config.lr_tuning.window
-
-        def trial(lr: float) -> list[float]:
-            self._restore(copy.deepcopy(start))
-            self.schedule.scale_learning_rate(lr / self.schedule.lr)
-            set_training_mode(self.model, self.config.model.freeze_backbone)
-            batches = itertools.chain.from_iterable(
-                self.train_loader(epoch) for epoch in itertools.count())
-            try:
-                losses = train_one_epoch(
-                    self.model, self.forward, self.optimizer, self.scaler, self.schedule,
-                    itertools.islice(batches, window), sample_count=len(self.data.train),
-                    rules=self.rules, context=self.context, first_step=0,
-                    reference_loss=None).losses
-            except Diverged:
-                losses = [math.inf]
-            return self.context.broadcast(losses)  # every process follows rank 0's verdict
-
-        lr, trials = tune_learning_rate(trial, self.schedule.lr, self.config.lr_tuning)
-        self._restore(copy.deepcopy(start))
-        self.schedule.scale_learning_rate(lr / self.schedule.lr)
-        self.state.lr_tuning = trials
-        logger.info('learning-rate tuning: %s -> %.3g', ', '.join(
-            f'{t["lr"]:.3g} {t["verdict"]}' for t in trials), lr)
-
-    def _train_epoch_with_recovery(self) -> dict:
-        while True:
-            self.rollback_points.begin_epoch(copy.deepcopy(self._checkpoint()), self.run_dir)
-            try:
-                metrics = self.train_epoch(self.state.epoch)
-            except Diverged as event:
-                self._recover(event)
-                continue
-            self.rollback_points.epoch_finished(self._start_was_good(self.last_start_loss))
-            return metrics
-
-    def _start_was_good(self, start_loss: float | None) -> bool:
-        """Return whether every process found the epoch's starting weights good."""
-        return not self.context.any_rank(
-            not start_is_good(start_loss, self.state.reference_loss))
+    def _trial_losses(self) -> list[float]:
+        """Train one learning-rate trial's steps (see ``lr_tuning``); returns their losses."""
+        set_training_mode(self.model, self.config.model.freeze_backbone)
+        batches = itertools.chain.from_iterable(
+            self.train_loader(epoch) for epoch in itertools.count())
+        return train_one_epoch(
+            self.model, self.forward, self.optimizer, self.scaler, self.schedule,
+            itertools.islice(batches, self.config.lr_tuning.window),
+            sample_count=len(self.data.train), rules=self.rules, context=self.context,
+            first_step=0, reference_loss=None).losses
 
     def train_epoch(self, epoch: int) -> dict:
-        """
-        Train one epoch and add its records to the run's state; returns its metrics.
+        """Train one epoch and add its records to the run's state; returns its metrics."""
+        return self._train_epoch(epoch).metrics
 
-        ``last_start_loss`` then holds the epoch's first loss (on the weights it started from).
-        """
+    def _train_epoch(self, epoch: int) -> EpochRecord:
         set_training_mode(self.model, self.config.model.freeze_backbone)
         loader = self.train_loader(epoch)
         show = self.is_main and self.config.progress
@@ -414,8 +297,7 @@ class Trainer:
             sample_count=len(loader.sampler.sampler), rules=self.rules, context=self.context,
             first_step=self.state.global_step, reference_loss=self.state.reference_loss)
         self._add_records(record)
-        self.last_start_loss = record.start_loss
-        return record.metrics
+        return record
 
     def _add_records(self, record: EpochRecord) -> None:
         state = self.state
@@ -425,41 +307,6 @@ class Trainer:
         state.lr_values += record.lr_values
         state.grad_steps += record.grad_steps
         state.grad_norms += record.grad_norms
-
-    def _recover(self, event: Diverged) -> None:
-        """
-        Roll back to the last good epoch start and divide the learning rate by 10.
-
-        That is the start of this epoch unless its first loss showed the weights it started
-        from were already bad (see ``recovery``); then the epochs since the last good start
-        are discarded and run again.
-        """
-        retries = self.config.divergence.max_retries
-        point = self.rollback_points.target(self._start_was_good(event.start_loss))
-        events = self.state.divergence_events + [
-            {'step': event.step, 'loss': event.loss, 'lr': self.schedule.lr,
-             'rolled_back_to_epoch': point.epoch}]
-        if len(events) > retries:
-            raise DivergenceError(
-                f'training diverged {len(events)} times (loss {event.loss:.4g} at step '
-                f'{event.step}, lr {self.schedule.lr:.3g}) and {retries} rollbacks are '
-                f'allowed; start from a smaller optimizer.lr (dl-perception lr-find suggests '
-                f'one)')
-        discarded = self.rollback_points.current.epoch - point.epoch
-        initial_loss = self.state.reference_loss
-        self._restore(copy.deepcopy(point.checkpoint))
-        if discarded and self.is_main:
-            rewrite_run_files(self.run_dir, point)
-            self.rollback_points.best_written(point.best_bytes if point.epoch else None)
-        self.state.divergence_events = events
-        self.schedule.scale_learning_rate(0.1)
-        where = (f'the start of epoch {point.epoch + 1} (discarding {discarded} epoch(s): the '
-                 f'epoch started on weights whose loss {event.start_loss:.4g} was already above '
-                 f'the initial {initial_loss:.4g})' if discarded
-                 else 'the start of the epoch')
-        logger.warning('loss diverged (%.4g at step %d): rolled back to %s and divided the '
-                       'learning rate by 10 (now %.3g); rollback %d of %d', event.loss,
-                       event.step, where, self.schedule.lr, len(events), retries)
 
     def _end_epoch(self, epoch: int, train_stats: dict, writer: SummaryWriter | None) -> bool:
         """Validate, schedule, record and checkpoint; returns whether to stop early."""
@@ -480,7 +327,7 @@ class Trainer:
             outputs['best.pt'] = checkpoint
         commit_files(self.run_dir, outputs)
         if improved:
-            self.rollback_points.best_written(checkpoint)
+            self.recovery.points.best_written(checkpoint)
         for name, value in record.items():
             if name != 'epoch':
                 writer.add_scalar(name, value, epoch + 1)
@@ -500,11 +347,7 @@ class Trainer:
         """
         value = record[self.watched]
         if self.early_stopping is None:
-            best_epoch = _best_epoch_of(vars(self.state))
-            best = next((row[self.watched] for row in self.state.history
-                         if row['epoch'] == best_epoch), None)
-            higher_is_better = self.watch_mode == 'max'
-            improved = best is None or (value > best if higher_is_better else value < best)
+            improved = is_new_best(value, vars(self.state), self.watched, self.watch_mode)
             stop = False
         else:
             before = self.early_stopping.best_epoch
@@ -526,7 +369,7 @@ class Trainer:
         split = 'test' if self.data.test is not None else 'val'
         result = self.evaluate_split(self.data.test if split == 'test' else self.data.val)
         self._plot(result, split)
-        history = self.state.history
+        history, labels = self.state.history, self.data.val.labels
         summary = {
             'model': self.model_spec['name'], 'dataset': self.data.name,
             'epochs_run': len(history), 'best_val_accuracy': self.state.best_val_accuracy,
@@ -541,19 +384,14 @@ class Trainer:
             'lr_tuning': self.state.lr_tuning,
             'stopped_early': len(history) < self.config.epochs,
             'run_dir': str(self.run_dir),
-            'dead_model': self._dead_model_reason(),
+            'dead_model': dead_model_reason(history, self.state.reference_loss,
+                                            chance_accuracy(labels), len(labels)),
         }
         if summary['dead_model']:
             logger.warning('training finished, but the model is dead: %s',
                            summary['dead_model'])
         write_json(summary, self.run_dir / 'summary.json')
         return summary
-
-    def _dead_model_reason(self) -> str | None:
-        labels = np.asarray(self.data.val.labels)
-        chance = float(np.bincount(labels).max()) / max(len(labels), 1)
-        return dead_model_reason(self.state.history, self.state.reference_loss, chance,
-                                 len(labels))
 
     def _plot(self, result: Evaluation, split: str) -> None:
         out = self.run_dir / 'plots'
