@@ -1,13 +1,16 @@
-"""The nodes' console-script entry: an interrupt while importing is a quiet exit 0."""
+"""The nodes' console-script entry and teardown: an interrupt is a quiet exit 0, a hang ends."""
 
 from __future__ import annotations
 
 from pathlib import Path
 import signal
+import subprocess
 import sys
+import time
 
 from dl_perception.ros.entry_points import run_main
 from dl_perception.ros.entry_points import STOP_SIGNALS
+from paths import HELPERS
 import pytest
 
 
@@ -51,3 +54,15 @@ def test_an_interrupt_while_main_handles_an_error_is_an_interrupt(node_module):
 def test_a_real_import_error_is_not_swallowed(node_module):
     with pytest.raises(ImportError, match='no such thing'):
         run_main(node_module("raise ImportError('no such thing')\n"))
+
+
+@pytest.mark.ros
+def test_a_hanging_teardown_ends_the_process_with_the_stacks(ros_env):
+    # Fast DDS once spun 38 minutes in destroy_participant; the process must not.
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, str(HELPERS / 'hanging_teardown_node.py'), '1.0'],
+                            env=ros_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result
+    assert 'tearing down' in result.stdout
+    assert 'Timeout' in result.stderr and 'in destroy_node' in result.stderr, result.stderr
+    assert time.monotonic() - started < 30

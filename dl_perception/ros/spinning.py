@@ -9,12 +9,21 @@ handlers, would otherwise end the process with a traceback and exit status -2. S
 also cover the seconds spent importing rclpy, OpenCV and ONNX Runtime). Executors are made
 by ``new_executor``: a signal that lands inside an executor's constructor leaves a half-made
 object whose destructor prints a traceback at exit.
+
+Tearing the node down can hang: Fast DDS 3.2.3 deadlocks in ``destroy_participant`` when
+other participants leave at the same moment (one process of a three-process start/stop loop
+spun there for 38 minutes, holding the GIL and ignoring signals). Teardown therefore runs
+under ``faulthandler``'s watchdog, a C thread that needs no GIL: after ``TEARDOWN_LIMIT_S``
+it prints every thread's stack and exits with status 1, so a hang is a visible failure, not a
+process that never ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import faulthandler
 import signal
+import sys
 
 from dl_perception.ros.entry_points import ignore_interrupts
 from dl_perception.ros.entry_points import interrupts_raise
@@ -26,6 +35,8 @@ from rclpy.node import Node
 
 # What a node constructor raises for settings it cannot work with: exit status 1.
 START_ERRORS = (ValueError, ParameterException, FileNotFoundError)
+# Destroying a node and shutting rclpy down takes well under a second when nothing hangs.
+TEARDOWN_LIMIT_S = 10.0
 
 
 def new_executor(node: Node) -> SingleThreadedExecutor:
@@ -78,6 +89,15 @@ def run_node(create_node: Callable[[], Node], args: list[str] | None = None, *,
         return 0
     finally:
         ignore_interrupts()
+        tear_down(node)
+
+
+def tear_down(node: Node | None) -> None:
+    """Destroy ``node`` and shut rclpy down; a hang there ends the process (status 1)."""
+    faulthandler.dump_traceback_later(TEARDOWN_LIMIT_S, exit=True, file=sys.stderr)
+    try:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
