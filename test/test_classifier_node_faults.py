@@ -118,7 +118,9 @@ def test_a_model_failing_at_run_time_is_refused_or_survived(start_node, ros_env,
     assert int(values_of(statuses[-1])['inference errors']) >= 20
 
     dark = raw_frame(tmp_path, 'dark', np.zeros((28, 28), np.uint8))
-    after = classified(ros_env, 3, raw=[dark], rate=10, repeat=5)
+    # Twenty frames for three results: the node keeps only the newest frame (depth 1), and on
+    # a loaded machine 2 of 5 were classified in time here.
+    after = classified(ros_env, 3, raw=[dark], rate=10, repeat=20)
     assert len(after) >= 3 and after[0]['results'][0]['class_id'] in ('0', '1', '2')
     assert set_parameter(ros_env, '/classifier', 'model_path', str(tiny_onnx))['successful']
     assert len(classified(ros_env, 3, indices=list(range(5)), topics=['image'], rate=10)) >= 3
@@ -188,8 +190,10 @@ def test_subscribes_at_once_and_says_when_no_publisher_is_seen(start_node, ros_e
     node.wait_for('subscribed to /image as sensor_msgs/msg/Image (best_effort)')
     status = diagnostics(ros_env)[0]
     assert 'no publisher seen on /image' in status['message']
-    assert len(classified(ros_env, 3, indices=list(range(10)), topics=['image'],
-                          rate=10)) >= 3
+    # Thirty frames for three results: frames sent while the node re-subscribes as reliable
+    # are lost to it.
+    assert len(classified(ros_env, 3, indices=list(range(30)), topics=['image'],
+                          rate=20)) >= 3
     node.wait_for('subscribed to /image as sensor_msgs/msg/Image (reliable)')
 
 
