@@ -88,6 +88,24 @@ class AccuracyDropError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class QuantizationReport:
+    """What was written and what quantization cost in top-1 accuracy."""
+
+    path: Path
+    fp32_path: Path
+    calibration_images: int
+    evaluation_split: str
+    evaluation_images: int
+    fp32_top1: float
+    int8_top1: float
+
+    @property
+    def accuracy_change_points(self) -> float:
+        """Return int8 minus fp32 top-1 in percentage points (negative: int8 is worse)."""
+        return round(100.0 * (self.int8_top1 - self.fp32_top1), 6)
+
+
+@dataclass(frozen=True)
 class QuantizationOptions:
     """
     How to calibrate and how much accuracy the int8 model may lose.
@@ -122,24 +140,6 @@ class QuantizationOptions:
                              f'{self.evaluation_images}')
         if not 0 < self.val_fraction < 1:
             raise ValueError(f'val fraction must be in (0, 1), got {self.val_fraction}')
-
-
-@dataclass(frozen=True)
-class QuantizationReport:
-    """What was written and what quantization cost in top-1 accuracy."""
-
-    path: Path
-    fp32_path: Path
-    calibration_images: int
-    evaluation_split: str
-    evaluation_images: int
-    fp32_top1: float
-    int8_top1: float
-
-    @property
-    def accuracy_change_points(self) -> float:
-        """Return int8 minus fp32 top-1 in percentage points (negative: int8 is worse)."""
-        return round(100.0 * (self.int8_top1 - self.fp32_top1), 6)
 
 
 class CalibrationImages(CalibrationDataReader):
