@@ -22,6 +22,13 @@ import tempfile
 from dl_perception import __version__
 
 AGREEMENT_POINTS = 0.5
+# The DDS settings of every demo process (all on one host). With LARGE_DATA alone, in 12 of 70
+# starts of three processes two of them never discovered each other; keeping discovery on this
+# host, none of 40 did. That also moves the frames onto Fast DDS's shared-memory path: p50
+# latency ~17 ms instead of ~5, and after ~3 minutes at 30 Hz frames are lost, which the
+# demo's half-minute stream never reaches (docs/nodes_and_parameters.md, "Raw frames").
+DEMO_DDS_ENVIRONMENT = {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA',
+                        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
 TRAIN_CONFIG = 'config/train/demo.yaml'
 DEMO_CACHE = (Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache'))
               / 'dl_perception' / 'demo')
@@ -81,15 +88,16 @@ def run_pipeline(model: Path, frames: int, rate: float, summary_path: Path) -> d
     """Run camera, classifier and monitor as separate processes; return the monitor summary."""
     env = dict(os.environ, ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID',
                                                         str(1 + os.getpid() % 100)))
-    # Fast DDS's default transports lose many 640x480 frames over minutes; shared memory sized
-    # for them does not (README "Performance"). All demo processes are ours to configure.
-    env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
-    print(f'[demo] ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]} FASTDDS_BUILTIN_TRANSPORTS='
-          f'{env["FASTDDS_BUILTIN_TRANSPORTS"]}: to see these topics from another shell '
-          f'(ros2 topic list), first: export ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]} '
-          f'FASTDDS_BUILTIN_TRANSPORTS={env["FASTDDS_BUILTIN_TRANSPORTS"]}', flush=True)
+    for name, value in DEMO_DDS_ENVIRONMENT.items():  # all ours to configure
+        env.setdefault(name, value)
+    exports = ' '.join(f'{name}={env[name]}'
+                       for name in ('ROS_DOMAIN_ID', *DEMO_DDS_ENVIRONMENT))
+    print(f'[demo] {exports}: to see these topics from another shell (ros2 topic list), first: '
+          f'export {exports}', flush=True)
     classifier = _node('dl_perception.ros.classifier_node',
-                       {'model_path': str(model), 'providers': ['cpu'], 'top_k': 3}, env)
+                       # two frames in DDS, as demo.launch.py: the monitor scores every one
+                       {'model_path': str(model), 'providers': ['cpu'], 'top_k': 3,
+                        'queue_depth': 2}, env)
     monitor = subprocess.Popen(['dl-perception', 'monitor', '--frames', str(frames), '--json',
                                 str(summary_path), '--idle-timeout', '20'], env=env)
     source = _node('dl_perception.ros.image_source_node',

@@ -2,10 +2,12 @@
 The demo: Fashion-MNIST test images as a 640x480 camera, the classifier, and the monitor.
 
 Arguments: model (ONNX file), frames (how many, default 1000), rate (Hz, default 30),
-config (classifier parameter file), fastdds_transports (default LARGE_DATA: shared memory
-sized for 640x480 frames; with Fast DDS's default transports such frames lose many samples
-over minutes, see README "Performance"). Everything stops when the monitor has its summary and
-the camera has ended by itself (or as soon as either of them fails).
+config (classifier parameter file), fastdds_transports (default LARGE_DATA) and
+discovery_range (ROS_AUTOMATIC_DISCOVERY_RANGE, default LOCALHOST), as make demo sets them
+(``dl_perception.demo.DEMO_DDS_ENVIRONMENT``): LARGE_DATA processes with the default range
+sometimes never discover each other (docs/nodes_and_parameters.md, "Raw frames"). Everything
+stops when the monitor has its summary and the camera has ended by itself (or as soon as
+either of them fails).
 """
 
 from launch import LaunchDescription
@@ -66,12 +68,18 @@ def generate_launch_description() -> LaunchDescription:
             [FindPackageShare('dl_perception'), 'config', 'classifier.yaml'])),
         DeclareLaunchArgument('fastdds_transports', default_value='LARGE_DATA',
                               description='FASTDDS_BUILTIN_TRANSPORTS for every demo process'),
+        DeclareLaunchArgument('discovery_range', default_value='LOCALHOST',
+                              description='ROS_AUTOMATIC_DISCOVERY_RANGE for every demo process'),
         SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS',
                                LaunchConfiguration('fastdds_transports')),
+        SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE',
+                               LaunchConfiguration('discovery_range')),
         LogInfo(msg=['FASTDDS_BUILTIN_TRANSPORTS=', LaunchConfiguration('fastdds_transports'),
-                     ': a shell with other transports sees none of these topics; to inspect '
+                     ' ROS_AUTOMATIC_DISCOVERY_RANGE=', LaunchConfiguration('discovery_range'),
+                     ': a shell with other settings sees none of these topics; to inspect '
                      'them (ros2 topic list/echo), first: export FASTDDS_BUILTIN_TRANSPORTS=',
-                     LaunchConfiguration('fastdds_transports')]),
+                     LaunchConfiguration('fastdds_transports'), ' ROS_AUTOMATIC_DISCOVERY_RANGE=',
+                     LaunchConfiguration('discovery_range')]),
         Node(package='dl_perception', executable='classifier_node', name='classifier',
              output='screen',
              # The monitor scores every frame, so the demo lets DDS hold two per camera: with

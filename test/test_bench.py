@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+from dl_perception.demo import DEMO_DDS_ENVIRONMENT
 import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -69,8 +70,8 @@ def test_bench_measures_every_method(demo_like_model, ros_env, tmp_path):
 
 def test_soak_accounts_for_every_frame(demo_like_model, ros_env, tmp_path):
     output = tmp_path / 'soak.json'
-    # The transport README "Performance" recommends for 640x480 frames.
-    env = dict(ros_env, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
+    # The DDS settings the demo uses for 640x480 frames (docs/performance.md "Soak").
+    env = dict(ros_env, **DEMO_DDS_ENVIRONMENT)
     result = subprocess.run(
         [sys.executable, '-m', 'benchmarks', 'soak', '--minutes', '0.3', '--model',
          str(demo_like_model), '--output', str(output)],
@@ -84,7 +85,7 @@ def test_soak_accounts_for_every_frame(demo_like_model, ros_env, tmp_path):
     assert report['node_alive_at_end'] and report['exit_codes_source_node'] == [0, 0]
     assert report['sent_by_source'] > 0 and report['rejected'] == 0
     assert report['received'] >= report['sent_by_source'] * 0.99
-    assert report['fastdds_transports'] == 'LARGE_DATA'
+    assert report['fastdds_transports'] == DEMO_DDS_ENVIRONMENT['FASTDDS_BUILTIN_TRANSPORTS']
     # A share of the machine's cores; a run shorter than the warm-up leaves no window, so 0.
     assert 0 <= report['node_cpu_percent_of_one_core_after_warm_up'] <= 100 * os.cpu_count()
 

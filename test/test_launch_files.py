@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from dl_perception.demo import DEMO_DDS_ENVIRONMENT
 import pytest
 
 launch = pytest.importorskip('launch')
@@ -46,6 +47,12 @@ def test_demo_launch_starts_source_classifier_and_monitor():
     described = description('demo.launch.py')
     arguments = {a.name for a in actions_of(described, DeclareLaunchArgument)}
     assert {'model', 'frames', 'rate'} <= arguments
+    defaults = {a.name: a.default_value[0].text
+                for a in actions_of(described, DeclareLaunchArgument)
+                if a.name in ('fastdds_transports', 'discovery_range')}
+    assert (defaults['fastdds_transports'], defaults['discovery_range']) == (  # as make demo
+        DEMO_DDS_ENVIRONMENT['FASTDDS_BUILTIN_TRANSPORTS'],
+        DEMO_DDS_ENVIRONMENT['ROS_AUTOMATIC_DISCOVERY_RANGE'])
     nodes = {n.node_executable for n in actions_of(described, Node)}
     assert nodes == {'classifier_node', 'image_source_node'}
     processes = [a for a in actions_of(described, ExecuteProcess) if not isinstance(a, Node)]
