@@ -275,6 +275,7 @@ def test_tiles_mode_finds_a_planted_object(start_node, ros_env, tiles_onnx, test
     assert 128 <= box['size_x'] <= 256 and 128 <= box['size_y'] <= 256
 
 
+@pytest.mark.slow  # 12 s on a CI machine
 def test_a_publisher_of_the_wrong_type_and_unknown_overrides_are_reported(
         start_node, ros_env, tiny_onnx, tmp_path):
     node = start_node(NODE, parameters(tiny_onnx, image_topics=['camera/compressed'],

@@ -98,6 +98,7 @@ def test_demo_launch_ends_by_itself_with_the_monitor_summary(ros2, tiny_onnx):
     assert output.count('process has finished cleanly') == 3, output
 
 
+@pytest.mark.slow  # 11.8 s on a CI machine
 def test_classifier_node_by_ros2_run_is_active_and_answers_ros2_param(ros2, ros2_cli, tiny_onnx):
     node = ros2('run', 'dl_perception', 'classifier_node', '--ros-args', '-p',
                 f'model_path:={tiny_onnx}', '-p', 'providers:=[cpu]')
@@ -238,7 +239,9 @@ def test_shipped_config_on_a_cpu_machine_runs_on_the_cpu_without_errors(
                               env=ros2_cli, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        reports = diagnostics(ros2_cli, count=4)
+        # Eight reports, the last judged: a camera still starting is rightly a WARN (4 were
+        # too few on a loaded CI machine).
+        reports = diagnostics(ros2_cli, count=8)
     finally:
         camera.kill()
         camera.wait()
