@@ -128,6 +128,7 @@ def test_upstream_vision_msgs_consumer_sees_the_same_types(ros2, upstream_vision
     assert report['labels'] and len(report['labels']) == 10, report
 
 
+@pytest.mark.slow  # 12.1 s on a CI machine
 @pytest.mark.parametrize('image_topic', ['/camera/image_raw', '/camera/image_raw/compressed'])
 def test_launch_file_classifies_the_camera_topic_and_copies_its_headers(ros2, ros2_cli,
                                                                         tiny_onnx,
