@@ -12,7 +12,7 @@ object whose destructor prints a traceback at exit.
 
 Tearing the node down can hang: Fast DDS 3.2.3 deadlocks in ``destroy_participant`` when
 other participants leave at the same moment (one process of a three-process start/stop loop
-spun there for 38 minutes, holding the GIL and ignoring signals). Teardown therefore runs
+spun there for 38 minutes, ignoring SIGTERM). Teardown therefore runs
 under ``faulthandler``'s watchdog, a C thread that needs no GIL: after ``TEARDOWN_LIMIT_S``
 it prints every thread's stack and exits with status 1, so a hang is a visible failure, not a
 process that never ends.
