@@ -264,8 +264,8 @@ class TrainConfig:
     epochs: int = option(10, 'passes over the training set')
     seed: int = option(0, 'seed of every random choice (data order, init, augmentation)')
     device: str = option('auto', 'auto = cuda when available', ('auto', 'cpu', 'cuda'))
-    amp: str = option('auto', 'mixed precision on CUDA (auto = bf16 when supported); always '
-                              'off on CPU', ('auto', 'off', 'bf16', 'fp16'))
+    amp: str = option('auto', 'mixed precision; auto = bf16 (else fp16) on CUDA, off on the '
+                              'CPU, where bf16 must be asked for', ('auto', 'off', 'bf16', 'fp16'))
     channels_last: bool | None = option(None, 'channels-last memory format; null = on CUDA')
     output_dir: str = option('runs', 'folder that receives the run folder')
     run_name: str | None = option(None, 'run folder name; null = <model>-<date>-<time>')
@@ -324,6 +324,15 @@ def _convert(path: str, hint: Any, value: Any) -> Any:
     return value
 
 
+def _switch_word(value: Any, choices: tuple | None) -> Any:
+    """Give back ``off`` / ``on``, which YAML 1.1 reads unquoted as booleans, to a text choice."""
+    if isinstance(value, bool) and choices:
+        word = 'on' if value else 'off'
+        if word in choices:
+            return word
+    return value
+
+
 def _build(cls: type, values: dict, prefix: str = '') -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
@@ -335,8 +344,8 @@ def _build(cls: type, values: dict, prefix: str = '') -> Any:
     kwargs = {}
     for name, value in values.items():
         path = prefix + name
-        kwargs[name] = _convert(path, hints[name], value)
         choices = known[name].metadata.get('choices')
+        kwargs[name] = _convert(path, hints[name], _switch_word(value, choices))
         if choices and kwargs[name] is not None and kwargs[name] not in choices:
             raise ValueError(f'{path} = {kwargs[name]!r} is not allowed; choose one of: '
                              f'{", ".join(map(str, choices))}')
