@@ -103,6 +103,9 @@ def test_overload_counts_the_output_at_each_input_rate(tiny_onnx, ros_env, tmp_p
     for row in rows:  # far below saturation: every frame sent is classified
         assert row['input_hz'] == pytest.approx(row['asked_hz'], rel=0.1)
         assert row['output_hz'] == pytest.approx(row['input_hz'], rel=0.2)
+        # Each party's share of the machine: the node and the flood worked, none beyond it.
+        assert 0 < row['node_cores'] <= os.cpu_count() and 0 < row['flood_cores'] <= os.cpu_count()
+        assert 0 <= row['counter_cores'] <= os.cpu_count()
     assert report['saturated_output_hz'] == max(row['output_hz'] for row in rows)
     assert 'batch sizes (size: batches)' in report['node_diagnostics']
     assert 'saturated output S' in result.stdout
