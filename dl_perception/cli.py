@@ -22,12 +22,14 @@ class SubCommand:
     """
     A sub-command: its name, a one-line summary, and the module that implements it.
 
-    The module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+    The module provides ``add_arguments(parser)`` and ``run(args) -> int``; a ``forwarding``
+    one wraps another program and gets the argument list as given, ``run(argv) -> int``.
     """
 
     name: str
     summary: str
     module: str
+    forwarding: bool = False
 
 
 SUBCOMMANDS: tuple[SubCommand, ...] = (
@@ -45,6 +47,8 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
                'dl_perception.demo'),
     SubCommand('doctor', 'report what this machine can run: libraries, providers, ROS',
                'dl_perception.doctor'),
+    SubCommand('bench', 'the inference benchmark: every backend and node side by side, goals '
+                        'judged', 'dl_perception.bench', forwarding=True),
 )
 
 
@@ -75,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = next(c for c in SUBCOMMANDS if c.name == top.command)
     module = importlib.import_module(command.module)
+    if command.forwarding:
+        try:
+            return module.run(rest)
+        except FileNotFoundError as error:
+            print(f'dl-perception {command.name}: error: {error}', file=sys.stderr)
+            return 2
     sub_parser = argparse.ArgumentParser(prog=f'dl-perception {command.name}',
                                          description=command.summary)
     module.add_arguments(sub_parser)

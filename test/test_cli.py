@@ -90,3 +90,17 @@ def test_subcommand_help_comes_from_its_module(capsys):
     code, out, err = run_main(capsys, 'doctor', '--help')
     assert code == 0, err
     assert '--json' in out
+
+
+def test_bench_runs_the_checkouts_pipeline_benchmark(capfd, tmp_path, monkeypatch):
+    from dl_perception.bench import source_checkout
+    assert source_checkout() == REPO_ROOT
+    monkeypatch.chdir(tmp_path)  # paths given are the caller's, not the checkout's
+    report = REPO_ROOT / 'benchmarks' / 'results' / 'bench_inference_large_data.json'
+    (tmp_path / 'report.json').write_bytes(report.read_bytes())
+    code = cli.main(['bench', '--markdown', 'report.json'])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert '| `openvino loop` |' in out and 'Best node:' in out
+    assert cli.main(['bench', '--no-such-option']) == 2
+    assert 'unrecognized arguments: --no-such-option' in capfd.readouterr().err
