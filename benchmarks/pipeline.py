@@ -264,8 +264,8 @@ def markdown(report: dict) -> str:
     return '\n'.join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure the chosen models and write the JSON report."""
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's options (``dl-perception bench`` forwards its arguments here)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+', default=['resnet18', 'demo'],
                         choices=('resnet18', 'demo'), help='models to measure')
@@ -278,7 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                         help='print the tables of a written report and exit (measures nothing)')
     parser.add_argument('--output', type=Path, default=Path('bench_inference.json'),
                         help='JSON results (default ./bench_inference.json)')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the chosen models and write the JSON report."""
+    args = build_parser().parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
         return 0

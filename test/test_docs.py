@@ -174,16 +174,27 @@ def cli_module(name: str):
     return importlib.import_module(command.module)
 
 
+def sub_command_parser(name: str):
+    """The parser of ``dl-perception name``: a forwarding one's is its program's (bench)."""
+    import argparse
+    if name == 'bench':
+        from benchmarks.pipeline import build_parser
+        parser = build_parser()
+        parser.exit_on_error = False
+        return parser
+    parser = argparse.ArgumentParser(prog=f'dl-perception {name}', exit_on_error=False)
+    cli_module(name).add_arguments(parser)
+    return parser
+
+
 def test_cli_lines_parse():
     """Each dl-perception line is accepted by its sub-command's parser; configs load."""
-    import argparse
     from dl_perception.training.config import load_config
     lines = commands_of('dl-perception')
     assert lines
     for where, argv in lines:
         assert len(argv) > 1, f'{where}: no sub-command'
-        parser = argparse.ArgumentParser(prog=f'dl-perception {argv[1]}', exit_on_error=False)
-        cli_module(argv[1]).add_arguments(parser)
+        parser = sub_command_parser(argv[1])
         try:
             args = parser.parse_args(argv[2:])
         except (argparse.ArgumentError, SystemExit) as error:
