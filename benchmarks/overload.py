@@ -1,7 +1,7 @@
 """
 Overload: classifier_node fed faster than it can classify; its output must not collapse.
 
-    python -m benchmarks overload [--rates 250 500 1000 1500 2000 3000 4000] [--model M]
+    python -m benchmarks overload [--rates 250 500 1000 ... 8000] [--model M]
         [--output F]
 
 One camera (``benchmarks.frame_flood``, a process of its own, best effort, 28x28 mono8
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every rate against one node; print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rates', type=float, nargs='+',
-                        default=[250, 500, 1000, 1500, 2000, 3000, 4000])
+                        default=[250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000])
     parser.add_argument('--seconds', type=float, default=5.0, help='per rate')
     parser.add_argument('--model', type=Path, help='ONNX model (default: the demo model)')
     parser.add_argument('--output', type=Path, default=Path('overload.json'))

@@ -265,7 +265,7 @@ def markdown(report: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The benchmark's options (``dl-perception bench`` forwards its arguments here)."""
+    """Return the benchmark's parser (``dl-perception bench`` forwards its arguments here)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+', default=['resnet18', 'demo'],
                         choices=('resnet18', 'demo'), help='models to measure')

@@ -1,7 +1,7 @@
 """
 Train configs on the full Fashion-MNIST and record test accuracy, wall time and images/s.
 
-    python -m benchmarks train_fashion_mnist config/train/fashion_mnist_15min.yaml \
+    python -m benchmarks train_fashion_mnist config/train/fashion_mnist_10min.yaml \
         [more configs] [--set key=value ...] [--output results.json]
 
 Wall time counts everything the run does (data loading, training, validation, test, plots).

@@ -23,6 +23,7 @@ How each kind of code block is checked:
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import importlib
@@ -175,8 +176,7 @@ def cli_module(name: str):
 
 
 def sub_command_parser(name: str):
-    """The parser of ``dl-perception name``: a forwarding one's is its program's (bench)."""
-    import argparse
+    """Return the parser of ``dl-perception name``; a forwarding one's is its program's."""
     if name == 'bench':
         from benchmarks.pipeline import build_parser
         parser = build_parser()
