@@ -29,7 +29,8 @@ ALLOWED_LAYERS = {
     # the applications sit on top: they use the layers, no layer uses them
     'doctor': {'inference', 'doctor'},  # it asks the backends what runs here
     'demo': {'datasets', 'inference', 'ros', 'demo'},
-    'cli': LAYERS | {'demo', 'doctor', 'cli'},
+    'bench': {'bench'},  # it runs the checkout's benchmarks as a process
+    'cli': LAYERS | {'demo', 'doctor', 'bench', 'cli'},
 }
 # unit -> third-party top-level modules it must never import
 FORBIDDEN_MODULES = {
@@ -43,6 +44,7 @@ FORBIDDEN_MODULES = {
     '__init__': {'torch', 'torchvision', 'rclpy', 'onnxruntime'},
     'doctor': set(),  # it reports which of them import
     'demo': {'torch', 'torchvision', 'rclpy'},  # it trains and runs nodes as processes
+    'bench': {'torch', 'torchvision', 'rclpy', 'onnxruntime'},
     'cli': {'torch', 'torchvision', 'rclpy', 'onnxruntime'},  # `--help` stays fast
 }
 # A string naming a module, as cli's sub-commands and the processes demo starts do.
