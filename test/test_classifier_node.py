@@ -117,6 +117,7 @@ def test_auto_qos_matches_the_publisher(start_node, ros_env, tiny_onnx, reliabil
     node.wait_for(f'({reliability})')
 
 
+@pytest.mark.slow  # 10.4 s on a CI machine
 def test_compressed_input_and_two_cameras_share_one_model(start_node, ros_env, tiny_onnx,
                                                           test_images):
     topics = ['left/image', 'right/image/compressed']

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 from dl_perception.inference.scoreboard import format_summary
 from dl_perception.inference.scoreboard import Scoreboard
@@ -14,6 +15,7 @@ from dl_perception.ros.monitor import MonitorOptions
 from dl_perception.ros.monitor import top1
 import numpy as np
 import pytest
+from ros_testing import RunningNode
 from ros_testing import start_helper
 from vision_msgs.msg import Classification
 from vision_msgs.msg import LabelInfo
@@ -137,3 +139,36 @@ def test_monitor_scores_a_perfect_classifier(ros_env, tmp_path):
     assert summary['rate_hz'] > 0
     assert 0 <= summary['latency_ms_p50'] <= summary['latency_ms_p95'] <= (
         summary['latency_ms_max'])
+
+
+@pytest.mark.ros
+@pytest.mark.slow  # 9 s here
+def test_a_source_waiting_for_the_monitor_streams_only_once_a_classifier_is_heard(ros_env):
+    # The monitor used to take ground truth at once, so a source could start before the
+    # monitor heard the classifier: the demo lost its first result so (299 of 300 paired).
+    monitor = subprocess.Popen(
+        [sys.executable, '-m', 'dl_perception.ros.monitor', '--frames', '20',
+         '--idle-timeout', '5'],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    source = RunningNode(
+        [sys.executable, '-m', 'dl_perception.ros.image_source_node', '--ros-args',
+         '-p', 'max_frames:=20', '-p', 'rate_hz:=50.0', '-p', 'width:=64', '-p', 'height:=48',
+         '-p', 'startup_delay:=0.0', '-p', 'wait_for_subscribers:=1',
+         '-p', 'wait_timeout:=60.0'], ros_env)
+    classifier = None
+    try:
+        source.wait_for('publishing ')
+        time.sleep(4.0)  # the monitor alone: nothing can be scored, so nothing is sent
+        assert source.process.poll() is None and 'done' not in source.output, source.output
+        classifier = start_helper('perfect_classifier.py', env=ros_env)
+        printed, err = monitor.communicate(timeout=60)
+    finally:
+        monitor.kill()
+        source.stop(timeout=30)
+        if classifier is not None:
+            classifier.send_signal(signal.SIGINT)
+            classifier.communicate(timeout=30)
+    assert monitor.returncode == 0, err
+    assert 'monitor summary (20 frames paired)' in printed, printed
+    assert 'done: sent 20 frames' in source.output, source.output
+    assert 'has a publisher; listening to /ground_truth' in printed, printed

@@ -46,7 +46,6 @@ from dl_perception.ros.node_statistics import SequenceGaps
 from dl_perception.ros.qos_matching import choose_reliability
 from dl_perception.ros.qos_matching import input_qos
 from dl_perception.ros.qos_matching import latched_qos
-from dl_perception.ros.spinning import new_executor
 from dl_perception.ros.spinning import run_node
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import SingleThreadedExecutor
@@ -500,19 +499,17 @@ class ClassifierNode(LifecycleNode):
             header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
 
-def _start_and_spin(node: ClassifierNode) -> None:
-    executor = new_executor(node)
+def _start_and_spin(node: ClassifierNode, executor: SingleThreadedExecutor) -> None:
     try:
         if node.get_parameter('autostart').value:
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 node.trigger_activate()
         node.spin(executor)
     finally:
-        # Worker and subscriptions go while the executor still exists, then the executor:
-        # freeing it first crashed the process (SIGSEGV in a middleware thread) in about 1 of
-        # 20 SIGTERMs sent just after activation.
+        # Worker and subscriptions go while the executor still exists (``run_node`` shuts it
+        # down next): freeing it first crashed the process (SIGSEGV in a middleware thread)
+        # in about 1 of 20 SIGTERMs sent just after activation.
         node.stop_work()
-        executor.shutdown()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -11,6 +11,8 @@ KeyboardInterrupt: that too is an interrupt.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+import contextlib
 import importlib
 import signal
 
@@ -21,6 +23,26 @@ def interrupts_raise() -> None:
     """Make SIGINT and SIGTERM raise KeyboardInterrupt (until rclpy installs its handlers)."""
     for number in STOP_SIGNALS:
         signal.signal(number, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """
+    Hold SIGINT/SIGTERM back inside the block; one that came raises KeyboardInterrupt after it.
+
+    For building objects that an exception half-way would leave broken (an rclpy executor). It
+    replaces Python's handlers, so it is only for code that runs before rclpy installs its own.
+    """
+    arrived = []
+    previous = {number: signal.signal(number, lambda number, frame: arrived.append(number))
+                for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if arrived:
+        raise KeyboardInterrupt
 
 
 def ignore_interrupts() -> None:

@@ -24,7 +24,6 @@ from dl_perception.ros.image_conversion import compressed_msg
 from dl_perception.ros.image_conversion import image_to_msg
 from dl_perception.ros.image_source_parameters import PARAMETERS
 from dl_perception.ros.image_source_parameters import Settings
-from dl_perception.ros.spinning import new_executor
 from dl_perception.ros.spinning import run_node
 from dl_perception.ros.vision_messages import classification_msg
 from rclpy.duration import Duration
@@ -205,7 +204,7 @@ def main(args: list[str] | None = None) -> int:
         node.get_logger().info(f'stopped: sent {node.sent} frames')
 
     return run_node(ImageSourceNode, args, name=NODE_NAME,
-                    spin=lambda node: new_executor(node).spin_until_future_complete(node.done),
+                    spin=lambda node, executor: executor.spin_until_future_complete(node.done),
                     on_interrupt=log_stop)
 
 

@@ -7,6 +7,11 @@ and frame_id, and prints accuracy, rate and latency while it runs and a summary 
 Class ids are compared as label names: a classifier's numeric ``class_id`` (the vision_msgs
 convention) is mapped through the LabelInfo it publishes on ``label_info``.
 The pairing and statistics live in ``inference.scoreboard`` (no rclpy); the node only feeds it.
+
+Ground truth is subscribed to only once a classifier's publisher is matched: a source that
+waits for its subscribers (``image_source_node``'s ``wait_for_subscribers``) then starts only
+when the monitor can see results too. Subscribed at once, the demo's first result was
+sometimes sent before the monitor had matched the classifier, and lost (299 of 300 paired).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dl_perception.inference.scoreboard import format_summary
 from dl_perception.inference.scoreboard import FrameKey
 from dl_perception.inference.scoreboard import Scoreboard
 from dl_perception.ros.spinning import run_node
-import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy
 from rclpy.qos import QoSProfile
@@ -88,10 +93,10 @@ class MonitorNode(Node):
         super().__init__('monitor')
         self.scoreboard, self.options = scoreboard, options
         self.done = Future()
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(Classification, options.classification_topic,
-                                 self._on_classification, qos)
-        self.create_subscription(Classification, options.truth_topic, self._on_truth, qos)
+        self._qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self._classifications = self.create_subscription(
+            Classification, options.classification_topic, self._on_classification, self._qos)
+        self._truths = None  # once a classifier is heard: see _watch
         self._names: dict[str, str] = {}
         self.create_subscription(LabelInfo, options.label_info_topic, self._on_label_info,
                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -123,6 +128,11 @@ class MonitorNode(Node):
 
     def _watch(self) -> None:
         now, options = time.monotonic(), self.options
+        if self._truths is None and self._classifications.get_publisher_count():
+            self._truths = self.create_subscription(Classification, options.truth_topic,
+                                                    self._on_truth, self._qos)
+            print(f'monitor: {self._classifications.topic_name} has a publisher; listening '
+                  f'to {self._truths.topic_name}', flush=True)
         if options.duration and now - self._started >= options.duration:
             self._stop(f'{options.duration:g} s elapsed')
         elif (options.idle_timeout and self._last_classification is not None
@@ -170,9 +180,9 @@ def run(args: argparse.Namespace) -> int:
     scoreboard = Scoreboard()
     reason = 'interrupted'
 
-    def spin(node: MonitorNode) -> None:
+    def spin(node: MonitorNode, executor: SingleThreadedExecutor) -> None:
         nonlocal reason
-        rclpy.spin_until_future_complete(node, node.done)
+        executor.spin_until_future_complete(node.done)
         reason = node.done.result() or reason
 
     status = run_node(lambda: MonitorNode(scoreboard, options), name='monitor', spin=spin)

@@ -6,9 +6,13 @@ rclpy turns the first SIGINT/SIGTERM into a context shutdown, which surfaces as
 from whatever was running; a second signal during clean-up, or one before rclpy installed its
 handlers, would otherwise end the process with a traceback and exit status -2. So every node
 ``main`` goes through ``run_node`` (and the console scripts through ``entry_points``, which
-also cover the seconds spent importing rclpy, OpenCV and ONNX Runtime). Executors are made
-by ``new_executor``: a signal that lands inside an executor's constructor leaves a half-made
-object whose destructor prints a traceback at exit.
+also cover the seconds spent importing rclpy, OpenCV and ONNX Runtime).
+
+rclpy's handler shuts the context down from its own thread, so anything built on the context
+after a signal can fail half-way, and a half-made executor prints tracebacks from its
+destructor at exit. ``run_node`` therefore builds the node's executor before rclpy's handlers
+are installed, with interrupts held back, and only then the node: from then on an interrupt
+finds everything whole.
 
 Tearing the node down can hang: Fast DDS 3.2.3 deadlocks in ``destroy_participant`` when
 other participants leave at the same moment (one process of a three-process start/stop loop
@@ -22,16 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import faulthandler
-import signal
 import sys
 
 from dl_perception.ros.entry_points import ignore_interrupts
+from dl_perception.ros.entry_points import interrupts_held
 from dl_perception.ros.entry_points import interrupts_raise
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import install_signal_handlers
+from rclpy.signals import SignalHandlerOptions
 
 # What a node constructor raises for settings it cannot work with: exit status 1.
 START_ERRORS = (ValueError, ParameterException, FileNotFoundError)
@@ -39,35 +45,33 @@ START_ERRORS = (ValueError, ParameterException, FileNotFoundError)
 TEARDOWN_LIMIT_S = 10.0
 
 
-def new_executor(node: Node) -> SingleThreadedExecutor:
-    """Return a SingleThreadedExecutor serving ``node``, built with SIGINT/SIGTERM held back."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held signal is delivered now
-    return executor
+def spin_until_shutdown(node: Node, executor: SingleThreadedExecutor) -> None:
+    """Serve ``node`` until the context is shut down (by SIGINT/SIGTERM)."""
+    executor.spin()
 
 
 def run_node(create_node: Callable[[], Node], args: list[str] | None = None, *,
-             name: str = 'dl_perception', spin: Callable[[Node], object] = rclpy.spin,
+             name: str = 'dl_perception',
+             spin: Callable[[Node, SingleThreadedExecutor], object] = spin_until_shutdown,
              on_interrupt: Callable[[Node], None] | None = None) -> int:
     """
     Init rclpy, create the node, spin it, release everything; return the exit status.
 
     :param create_node: builds the node after ``rclpy.init``; a ``START_ERRORS`` exception
         from it means unusable settings: logged (by the logger ``name``), status 1.
-    :param spin: runs the node until it is done (``rclpy.spin`` by default: until
-        interrupted).
+    :param spin: runs the node, already added to the executor it is given, until it is done
+        (``spin_until_shutdown`` by default: until interrupted).
     :param on_interrupt: called with the node when SIGINT/SIGTERM stopped it (e.g. to log a
         summary).
     :returns: 0 when the node finished or was interrupted, 1 when it could not start.
     """
-    node = None
+    node = executor = None
     try:
         interrupts_raise()
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        with interrupts_held():
+            executor = SingleThreadedExecutor()
+        install_signal_handlers(SignalHandlerOptions.ALL)
         try:
             node = create_node()
         except START_ERRORS as error:
@@ -75,7 +79,8 @@ def run_node(create_node: Callable[[], Node], args: list[str] | None = None, *,
                 return 0  # interrupted while starting: the error is the shutdown's
             rclpy.logging.get_logger(name).error(f'invalid parameters: {error}')
             return 1
-        spin(node)
+        executor.add_node(node)
+        spin(node, executor)
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):
         if node is not None and on_interrupt is not None:
@@ -89,13 +94,15 @@ def run_node(create_node: Callable[[], Node], args: list[str] | None = None, *,
         return 0
     finally:
         ignore_interrupts()
-        tear_down(node)
+        tear_down(node, executor)
 
 
-def tear_down(node: Node | None) -> None:
-    """Destroy ``node`` and shut rclpy down; a hang there ends the process (status 1)."""
+def tear_down(node: Node | None, executor: SingleThreadedExecutor | None) -> None:
+    """Release the executor and ``node``, shut rclpy down; a hang there ends the process (1)."""
     faulthandler.dump_traceback_later(TEARDOWN_LIMIT_S, exit=True, file=sys.stderr)
     try:
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -30,4 +30,5 @@ class HangingTeardownNode(Node):
 
 if __name__ == '__main__':
     spinning.TEARDOWN_LIMIT_S = float(sys.argv[1])
-    sys.exit(spinning.run_node(HangingTeardownNode, sys.argv[:1], spin=lambda node: None))
+    sys.exit(spinning.run_node(HangingTeardownNode, sys.argv[:1],
+                               spin=lambda node, executor: None))
