@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+import shutil
 
+import cv2
+from dl_perception.datasets import FASHION_MNIST_CLASSES
+from dl_perception.datasets import FASHION_MNIST_ROOT
+from dl_perception.datasets import load_fashion_mnist
 from dl_perception.models import build_model
 from dl_perception.training.config import parse_config
 from dl_perception.training.model_setup import load_pretrained
 from dl_perception.training.model_setup import model_spec_for
 from dl_perception.training.trainer import Trainer
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -123,3 +130,60 @@ def test_a_missing_weight_file_is_a_clear_error(tmp_path):
     run = config(tmp_path, 'model.name=resnet18', f'model.pretrained={tmp_path}/none.pth')
     with pytest.raises(FileNotFoundError, match='none.pth .weights are never downloaded'):
         Trainer(run, tmp_path / 'missing')
+
+
+def write_folder(folder: Path, source, classes: list[int], per_class: int, seed: int | None):
+    """Write ``per_class`` images of each of ``classes`` as PNGs (random ones with a seed)."""
+    for label in classes:
+        indices = np.flatnonzero(source.labels == label)
+        if seed is not None:
+            indices = np.random.default_rng(seed + label).permutation(indices)
+        target = folder / FASHION_MNIST_CLASSES[label].replace('/', '_').replace(' ', '_')
+        target.mkdir(parents=True)
+        for index in indices[:per_class]:
+            cv2.imwrite(str(target / f'{index}.png'), source.images[index][..., 0])
+
+
+def folder_run(tmp_path: Path, name: str, data: Path, *extra: str) -> dict:
+    run = parse_config(None, ['model.name=resnet20', 'data.dataset=folder', f'data.root={data}',
+                              'data.channels=grey', 'data.input_size=28', 'data.workers=0',
+                              'progress=false', f'output_dir={tmp_path}', f'run_name={name}',
+                              *extra])
+    return Trainer(run, tmp_path / name).fit()
+
+
+@pytest.mark.slow  # about 100 s here
+def test_pretrained_on_a_beats_scratch_on_a_few_images_of_other_classes(tmp_path):
+    # A: Fashion-MNIST's first five classes. B: one image of each of the other five; tested
+    # on 200 of each. Three draws of B, the same budget for every variant.
+    train = load_fashion_mnist(FASHION_MNIST_ROOT, 'train')
+    test = load_fashion_mnist(FASHION_MNIST_ROOT, 'test')
+    a = tmp_path / 'a'
+    write_folder(a / 'train', train, [0, 1, 2, 3, 4], 1000, seed=0)
+    write_folder(a / 'val', test, [0, 1, 2, 3, 4], 50, seed=None)
+    pretraining = folder_run(tmp_path, 'pretrain', a, 'data.batch_size=64', 'epochs=3',
+                             'optimizer.name=momentum', 'optimizer.lr=0.05',
+                             'schedule.name=cosine')
+    assert pretraining['val_accuracy'] > 0.8, pretraining
+    weights = tmp_path / 'pretrain' / 'best.pt'
+    spec = json.loads(torch.load(weights, weights_only=True)['preprocessing'])
+    budget = ['data.batch_size=8', 'epochs=30', 'optimizer.name=adam', 'schedule.name=cosine',
+              'regularization.early_stopping_metric=loss', f'data.mean={spec["mean"]}',
+              f'data.std={spec["std"]}']
+    variants = {'scratch': ['optimizer.lr=0.001'],
+                'fine-tuned': ['optimizer.lr=0.001', f'model.pretrained={weights}'],
+                'frozen': ['optimizer.lr=0.01', f'model.pretrained={weights}',
+                           'model.freeze_backbone=true']}
+    accuracy = {name: [] for name in variants}
+    for draw in range(3):
+        b = tmp_path / f'b{draw}'
+        write_folder(b / 'train', train, [5, 6, 7, 8, 9], 1, seed=1000 + draw)
+        shutil.copytree(b / 'train', b / 'val')
+        write_folder(b / 'test', test, [5, 6, 7, 8, 9], 200, seed=None)
+        for name, extra in variants.items():
+            summary = folder_run(tmp_path, f'{name}{draw}', b, *budget, *extra, f'seed={draw}')
+            accuracy[name].append(summary['test_accuracy'])
+    print(json.dumps(accuracy))
+    mean = {name: float(np.mean(values)) for name, values in accuracy.items()}
+    assert mean['fine-tuned'] > mean['scratch'] + 0.1, accuracy
+    assert mean['frozen'] > mean['scratch'] + 0.05, accuracy
