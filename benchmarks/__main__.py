@@ -20,6 +20,8 @@ BENCHMARKS = {
     'int8_speed': 'float32 vs int8 ONNX (and OpenVINO) images/s, file sizes',
     'train_throughput': 'Trainer images/s against a plain PyTorch loop, same run',
     'train_fashion_mnist': 'train configs on Fashion-MNIST: test accuracy, wall time',
+    'recipe_variants': "a training config's variants side by side: train images/s, "
+                       'validation seconds',
     'inference_providers': 'ONNX Runtime execution providers side by side (GPU machine)',
     'gpu_training': 'training images/s with AMP + channels_last vs float32 (GPU machine)',
     'gpu_check': 'every GPU benchmark in one go, for a lent GPU machine',

@@ -46,6 +46,21 @@ def test_bf16_on_the_cpu_computes_the_convolutions_in_bf16_and_keeps_float32_wei
     assert weight.dtype == torch.float32 and not torch.equal(weight.detach(), before)
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason='this CPU has no bf16 instructions')
+def test_a_bf16_run_validates_in_bf16_and_tests_its_best_weights_in_float32(tmp_path):
+    trainer = Trainer(config(tmp_path, 'amp=bf16', 'data.val_fraction=0.001'), tmp_path / 'run')
+    seen = []
+    trainer.model.stem.conv.register_forward_hook(
+        lambda module, _i, out: seen.append((module.training, out.dtype)))
+    summary = trainer.fit()
+    evaluated = [dtype for training, dtype in seen if not training]
+    # 60 validation images in one batch, then 64 test images in one batch.
+    assert evaluated == [torch.bfloat16, torch.float32]
+    row = trainer.state.history[-1]
+    assert row['val_accuracy'] == trainer.evaluate_split(trainer.data.val, final=False).top1
+    assert summary['test_accuracy'] == trainer.evaluate_split(trainer.data.test).top1
+
+
 def test_off_unquoted_in_yaml_means_the_choice_off(tmp_path):
     path = tmp_path / 'run.yaml'
     path.write_text('amp: off\n')  # YAML 1.1 reads this as the boolean false

@@ -53,23 +53,34 @@ def trained_run(tmp_path_factory) -> Path:
     return root / 'lenet-small'
 
 
-@pytest.mark.parametrize('overrides', [
-    [], ['data.input_size=32'],
-    ['data.augment.crop_padding=2', 'data.augment.horizontal_flip=true']])
+@pytest.mark.parametrize('overrides', [[], ['data.input_size=32']])
 def test_a_batch_equals_the_samples_it_collates(overrides):
     """The one-call batch path (used by the trainer) and per-sample loading agree exactly."""
     config = parse_config(None, ['data.train_subset=300', *overrides])
     train = load_data(config.data, config.seed).train
     positions = [5, 0, 17, 299, 42]
-    torch.manual_seed(1)
     images, labels = train.batch(positions)
-    torch.manual_seed(1)
     samples = [train[position] for position in positions]
     assert images.dtype == torch.uint8 and images.is_contiguous()
     assert torch.equal(images, torch.stack([image for image, _ in samples]))
     assert labels.tolist() == [label for _, label in samples]
-    # Only untouched in-memory images skip the per-image path (and the worker processes).
+    # Only in-memory images of the input's size skip the per-image path (and the workers).
     assert train.indexed_batches == (not overrides)
+
+
+def test_an_augmented_batch_is_the_augmentation_of_the_plain_one():
+    """In-memory images stay in the training process with augmentation: one call per batch."""
+    augmented = ['data.augment.crop_padding=2', 'data.augment.horizontal_flip=true']
+    plain = load_data(parse_config(None, ['data.train_subset=300']).data, 0).train
+    train = load_data(parse_config(None, ['data.train_subset=300', *augmented]).data, 0).train
+    positions = [5, 0, 17, 299, 42]
+    torch.manual_seed(1)
+    images, labels = train.batch(positions)
+    torch.manual_seed(1)
+    expected = train.augment(plain.batch(positions)[0])
+    assert train.indexed_batches
+    assert images.is_contiguous() and torch.equal(images, expected)
+    assert labels.tolist() == plain.batch(positions)[1].tolist()
 
 
 def test_short_run_learns_and_writes_every_artifact(trained_run):

@@ -30,6 +30,7 @@ from dl_perception.training.evaluation import BatchNormalizer
 from dl_perception.training.evaluation import evaluate
 from dl_perception.training.evaluation import Evaluation
 from dl_perception.training.model_setup import build_from_spec
+from dl_perception.training.model_setup import inference_network
 from dl_perception.training.plots import plot_confusion
 from dl_perception.training.run_records import write_json
 import numpy as np
@@ -106,6 +107,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> tuple[Evaluation, list[str
     with reading_checkpoint(args.model):
         model = build_from_spec(checkpoint['model_spec'])
         model.load_state_dict(checkpoint['model'])
+    model = inference_network(model, checkpoint['model_spec'])
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers)
     result = evaluate(model, loader, BatchNormalizer(spec), len(classes), torch.device('cpu'))
     return result, classes, checkpoint['model_spec']['name']

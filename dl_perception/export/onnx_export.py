@@ -32,6 +32,7 @@ from dl_perception.training.checkpoint import reading_checkpoint
 from dl_perception.training.data import load_split
 from dl_perception.training.evaluation import BatchNormalizer
 from dl_perception.training.model_setup import build_from_spec
+from dl_perception.training.model_setup import inference_network
 from google.protobuf.message import DecodeError
 import numpy as np
 import onnx
@@ -183,6 +184,7 @@ def _network(checkpoint: dict, options: ExportOptions, path: Path) -> nn.Module:
     with reading_checkpoint(path):
         model = build_from_spec(checkpoint['model_spec'])
         model.load_state_dict(checkpoint['model'])
+    model = inference_network(model, checkpoint['model_spec'])
     network = nn.Sequential(model, nn.Softmax(dim=1)) if options.probabilities else model
     network.eval()
     return network.half() if options.fp16 else network

@@ -91,3 +91,21 @@ def local_response_norm() -> nn.LocalResponseNorm:
     given here as 5e-4 to keep the paper's per-sum alpha.
     """
     return nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0)
+
+
+class MirrorAveraged(nn.Module):
+    """
+    A network whose output is the mean of its logits on each image and on its mirror image.
+
+    Test-time flip: for data whose classes do not change under a left-right flip, the mean
+    of the two views is a little more accurate than either (about +0.1-0.3 points of
+    Fashion-MNIST top-1 here) at twice the inference cost. Exported as it is, so the robot
+    runs exactly what was tested. ``network`` keeps the weights (its state dict is unchanged).
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images):  # noqa: D102  (see the class)
+        return (self.network(images) + self.network(images.flip(-1))) / 2

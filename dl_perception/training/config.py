@@ -69,6 +69,9 @@ class ModelConfig:
               f'data.input_size null small images are upsampled to {SMALL_INPUT_SIZE} px for '
               'ImageNet weights')
     freeze_backbone: bool = option(False, 'train the classifier head only')
+    test_time_flip: bool = option(False, 'test and export the mean of the logits of each image '
+                                         'and its mirror image (2x inference cost; only for '
+                                         'classes a left-right flip keeps)')
 
     def __post_init__(self) -> None:
         _check_range('model', 'dropout', self.dropout, 0.0, 1.0)
@@ -113,7 +116,7 @@ class DataConfig:
     eval_batch_size: int = option(512, 'evaluation batch size')
     workers: int = option(2, 'DataLoader worker processes (0 = load in the training process, '
                              'as is always done for in-memory images that need no '
-                             'resizing or augmentation)')
+                             'resizing: their augmentation is batched)')
     augment: AugmentConfig = option(AugmentConfig(), 'augmentation')
 
     def __post_init__(self) -> None:

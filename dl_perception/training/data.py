@@ -2,8 +2,9 @@
 Datasets: Fashion-MNIST from its IDX files and image folders, split, measured and batched.
 
 Every sample goes through ``dl_perception.preprocessing`` (the same resize and colour code the
-robot runs), then optional augmentation; samples are uint8 tensors (C, H, W) and the trainer
-normalizes whole batches with the constants of the recorded ``PreprocessingSpec``.
+robot runs), then optional augmentation (``augment``, on whole batches); samples are uint8
+tensors (C, H, W) and the trainer normalizes whole batches with the constants of the recorded
+``PreprocessingSpec``.
 
 ``batch_loader`` fetches a whole batch per call instead of one sample at a time: collating
 28x28 images one by one costs the data-loading process more than a LeNet step costs.
@@ -11,7 +12,7 @@ normalizes whole batches with the constants of the recorded ``PreprocessingSpec`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from dl_perception.datasets import load_folder
 from dl_perception.preprocessing import convert_channels
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.preprocessing import resize_to_input
+from dl_perception.training.augment import BatchAugmentation
 from dl_perception.training.augment import build_augmentation
 from dl_perception.training.config import DataConfig
 import numpy as np
@@ -39,7 +41,7 @@ class PreparedImages(Dataset):
     """A split: source images resized and colour-converted by the spec, then augmented."""
 
     def __init__(self, source: ImageSource, indices: np.ndarray, spec: PreprocessingSpec,
-                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 augment: BatchAugmentation | None = None) -> None:
         self.source, self.indices, self.spec, self.augment = source, indices, spec, augment
         self._unprepared = _images_left_unchanged(source, spec)
 
@@ -58,21 +60,23 @@ class PreparedImages(Dataset):
                                 self.spec.channels)
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, int]:
-        tensor = torch.from_numpy(np.ascontiguousarray(self.image(position))).permute(2, 0, 1)
-        if self.augment is not None:
-            tensor = self.augment(tensor)
-        return tensor.contiguous(), int(self.source.labels[self.indices[position]])
+        images, labels = self.batch([position])
+        return images[0], int(labels[0])
 
     @property
     def indexed_batches(self) -> bool:
-        """Return whether a batch is one indexing of an in-memory array, with no per-image work."""
-        return self._unprepared is not None and self.augment is None
+        """
+        Return whether a batch is one indexing of an in-memory array, with no per-image work.
+
+        Augmentation, a few tensor operations per batch, does not count.
+        """
+        return self._unprepared is not None
 
     def batch(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Return the samples at ``positions`` stacked: images uint8 (B, C, H, W), labels int64 (B,).
 
-        Equal to collating ``self[p]`` for each position in order, augmentation draws included.
+        Without augmentation, equal to collating ``self[p]`` for each position in order.
         """
         rows = self.indices[np.asarray(positions, np.int64)]
         if self._unprepared is not None:
@@ -81,7 +85,7 @@ class PreparedImages(Dataset):
             images = np.stack([self.image(position) for position in positions])
         tensor = torch.from_numpy(images).permute(0, 3, 1, 2)
         if self.augment is not None:
-            tensor = torch.stack([self.augment(image) for image in tensor])
+            tensor = self.augment(tensor)
         # A copy with the strides of (B, C, H, W): with one channel, the permuted (B, H, W, C)
         # strides pass for contiguous as well, but they steer convolutions to other kernels.
         images = tensor.clone(memory_format=torch.contiguous_format)
@@ -206,7 +210,7 @@ def load_data(config: DataConfig, seed: int, min_size: int | None = None) -> Dat
         mean, std = channel_statistics(PreparedImages(train_source, train_idx, spec), seed)
         spec = PreprocessingSpec(size, size, channels, config.mean or mean, config.std or std,
                                  config.resize, config.crop_fraction)
-    augment = build_augmentation(config.augment, spec)
+    augment = build_augmentation(config.augment)
     train = PreparedImages(train_source, train_idx, spec, augment)
     val = (PreparedImages(sources['val'], np.arange(len(sources['val'])), spec)
            if val_idx is None else PreparedImages(train_source, val_idx, spec))

@@ -61,8 +61,14 @@ def topk_correct(logits: torch.Tensor, targets: torch.Tensor, k: int) -> int:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, normalizer: BatchNormalizer,
-             num_classes: int, device: torch.device, channels_last: bool = False) -> Evaluation:
-    """Run the model over a loader in eval mode (restoring the previous mode afterwards)."""
+             num_classes: int, device: torch.device, channels_last: bool = False,
+             dtype: torch.dtype | None = None) -> Evaluation:
+    """
+    Run the model over a loader in eval mode (restoring the previous mode afterwards).
+
+    :param dtype: autocast to this precision (the training's, for validation); None runs
+        float32, as the exported model does.
+    """
     was_training = model.training
     model.eval()
     loss_sum, top1, top5 = 0.0, 0, 0
@@ -72,7 +78,8 @@ def evaluate(model: nn.Module, loader: DataLoader, normalizer: BatchNormalizer,
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = targets.to(device, non_blocking=True)
-        logits = model(images).float()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(images).float()
         loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction='sum'))
         top1 += topk_correct(logits, targets, 1)
         top5 += topk_correct(logits, targets, 5)

@@ -12,6 +12,7 @@ import pickle
 
 from dl_perception.models import build_model
 from dl_perception.models import classifier_module
+from dl_perception.models.layers import MirrorAveraged
 from dl_perception.models.registry import MIN_INPUT_SIZE
 from dl_perception.models.registry import SMALL_INPUT_SIZE
 from dl_perception.training.config import ModelConfig
@@ -26,16 +27,25 @@ def model_spec_for(config: ModelConfig, num_classes: int, in_channels: int,
         'name': config.name, 'num_classes': num_classes, 'in_channels': in_channels,
         'input_size': input_size, 'activation': config.activation,
         'batch_norm': config.batch_norm, 'dropout': config.dropout,
-        'options': dict(config.options),
+        'options': dict(config.options), 'test_time_flip': config.test_time_flip,
     }
 
 
 def build_from_spec(spec: dict) -> nn.Module:
-    """Build the network a ``model_spec`` describes."""
+    """Build the network a ``model_spec`` describes (the one that trains)."""
     return build_model(spec['name'], num_classes=spec['num_classes'],
                        in_channels=spec['in_channels'], input_size=spec['input_size'],
                        activation=spec['activation'], batch_norm=spec['batch_norm'],
                        dropout=spec['dropout'], **spec['options'])
+
+
+def inference_network(model: nn.Module, spec: dict) -> nn.Module:
+    """
+    Return what is tested and exported for a trained ``model``: itself, or mirror-averaged.
+
+    Checkpoints written before ``model.test_time_flip`` existed have no such key: plain.
+    """
+    return MirrorAveraged(model) if spec.get('test_time_flip') else model
 
 
 def _head_keys(model: nn.Module) -> set[str]:
