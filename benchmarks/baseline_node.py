@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from dl_perception.models import build_model
+from dl_perception.models.layers import MirrorAveraged
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.ros.spinning import run_node
 import numpy as np
@@ -32,9 +33,14 @@ class BaselineNode(Node):
         state = torch.load(weights, map_location='cpu', weights_only=True)
         if 'model_spec' in state:  # a dl_perception checkpoint
             spec = PreprocessingSpec.from_json(state['preprocessing'])
-            self.model = build_model(**{k: v for k, v in state['model_spec'].items()
-                                        if k != 'options'}, **state['model_spec']['options'])
+            model_spec = dict(state['model_spec'])
+            # The exported file averages each image with its mirror image when the run asked
+            # for it; so does the baseline, to compute what the node computes.
+            mirrored = model_spec.pop('test_time_flip', False)
+            self.model = build_model(**model_spec.pop('options'), **model_spec)
             self.model.load_state_dict(state['model'])
+            if mirrored:
+                self.model = MirrorAveraged(self.model)
             grey = [transforms.Grayscale()] if spec.channels == 'grey' else []
             self.transform = transforms.Compose([
                 transforms.ToPILImage(), *grey, transforms.Resize(spec.height),
