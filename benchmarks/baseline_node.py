@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 
 from dl_perception.models import build_model
-from dl_perception.models.layers import MirrorAveraged
 from dl_perception.preprocessing import PreprocessingSpec
 from dl_perception.ros.spinning import run_node
+from dl_perception.training.model_setup import build_from_spec
+from dl_perception.training.model_setup import inference_network
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -33,14 +34,10 @@ class BaselineNode(Node):
         state = torch.load(weights, map_location='cpu', weights_only=True)
         if 'model_spec' in state:  # a dl_perception checkpoint
             spec = PreprocessingSpec.from_json(state['preprocessing'])
-            model_spec = dict(state['model_spec'])
-            # The exported file averages each image with its mirror image when the run asked
-            # for it; so does the baseline, to compute what the node computes.
-            mirrored = model_spec.pop('test_time_flip', False)
-            self.model = build_model(**model_spec.pop('options'), **model_spec)
-            self.model.load_state_dict(state['model'])
-            if mirrored:
-                self.model = MirrorAveraged(self.model)
+            network = build_from_spec(state['model_spec'])
+            network.load_state_dict(state['model'])
+            # What the exported file computes (mirror-averaged when the run asked for it).
+            self.model = inference_network(network, state['model_spec'])
             grey = [transforms.Grayscale()] if spec.channels == 'grey' else []
             self.transform = transforms.Compose([
                 transforms.ToPILImage(), *grey, transforms.Resize(spec.height),

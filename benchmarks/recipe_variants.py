@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--output', type=Path, default=Path('recipe_variants.json'))
     args = parser.parse_args(argv)
     runs_dir = Path(tempfile.mkdtemp(prefix='dlp-variants-'))
+    subset = args.batches * load_config(args.config, []).data.batch_size
     trainers = {}
     for name, overrides in args.variants:
-        config = load_config(args.config, [
-            *overrides, f'output_dir={runs_dir}', 'progress=false',
-            f'data.train_subset={args.batches * load_config(args.config, []).data.batch_size}'])
+        config = load_config(args.config, [*overrides, f'output_dir={runs_dir}',
+                                           'progress=false', f'data.train_subset={subset}'])
         trainers[name] = Trainer(config, runs_dir / name)
     rounds = {name: [] for name in trainers}
     for number in range(args.rounds + 1):
