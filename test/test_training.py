@@ -115,6 +115,7 @@ def test_corrupt_checkpoint_gives_a_clear_error(trained_run, tmp_path):
 
 
 @pytest.mark.ros
+@pytest.mark.slow  # evaluates all 10,000 test images: 8.6 s here
 def test_evaluate_cli_matches_the_runs_test_accuracy(trained_run, tmp_path):
     result = subprocess.run(['dl-perception', 'evaluate', str(trained_run / 'best.pt'),
                              '--output', str(tmp_path), '--workers', '0'],
