@@ -31,6 +31,17 @@ def test_exported_file_describes_itself(tiny_checkpoint, tiny_onnx):
     assert metadata.source_sha256 == sha256_of(tiny_checkpoint)
     assert 0.3 < metadata.metrics['best_val_accuracy'] <= 1.0
     assert 'test_accuracy' in metadata.metrics
+    assert props['dlp.mirror_averaged'] == 'false' and not metadata.mirror_averaged
+
+
+def test_metadata_written_before_mirror_averaged_existed_reads_as_plain(tiny_onnx):
+    model = onnx.load(str(tiny_onnx))
+    props = {p.key: p.value for p in model.metadata_props}
+    del props['dlp.mirror_averaged']
+    assert ModelMetadata.from_props(props).mirror_averaged is False
+    with pytest.raises(ValueError, match='dlp.mirror_averaged is malformed: expected true or '
+                                         "false, got 'yes'"):
+        ModelMetadata.from_props({**props, 'dlp.mirror_averaged': 'yes'})
 
 
 def test_batch_axis_is_dynamic(tiny_onnx):

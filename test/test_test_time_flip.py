@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from dl_perception.export.onnx_export import export_checkpoint
-from dl_perception.export.onnx_export import ExportOptions
+from dl_perception import cli
+from dl_perception.inference.model_metadata import ModelMetadata
 from dl_perception.models import build_model
 from dl_perception.models.layers import MirrorAveraged
 from dl_perception.training.checkpoint import load_checkpoint
@@ -15,6 +15,7 @@ from dl_perception.training.model_setup import build_from_spec
 from dl_perception.training.model_setup import inference_network
 from dl_perception.training.trainer import Trainer
 import numpy as np
+import onnx
 import onnxruntime
 import torch
 
@@ -32,7 +33,7 @@ def test_the_mirror_average_is_the_mean_of_both_views_and_blind_to_the_flip():
     assert set(averaged.state_dict()) == {f'network.{key}' for key in network.state_dict()}
 
 
-def test_a_run_with_test_time_flip_tests_and_exports_the_mirror_average(tmp_path):
+def test_a_run_with_test_time_flip_tests_and_exports_the_mirror_average(tmp_path, capsys):
     config = parse_config(None, [
         'model.name=lenet', 'model.test_time_flip=true', 'data.train_subset=1000',
         'data.test_subset=300', 'data.val_fraction=0.05', 'data.workers=0', 'epochs=1',
@@ -49,9 +50,13 @@ def test_a_run_with_test_time_flip_tests_and_exports_the_mirror_average(tmp_path
     assert summary['test_accuracy'] == averaged.top1
     assert isinstance(inference_network(plain, best['model_spec']), MirrorAveraged)
 
-    report = export_checkpoint(tmp_path / 'run' / 'best.pt',
-                               ExportOptions(output=tmp_path / 'flip.onnx', parity_images=32))
-    session = onnxruntime.InferenceSession(str(report.path), providers=['CPUExecutionProvider'])
+    exported = tmp_path / 'flip.onnx'
+    assert cli.main(['export', str(tmp_path / 'run' / 'best.pt'), '-o', str(exported),
+                     '--parity-images', '32']) == 0
+    assert 'mirror-averaged (two forward passes per image)' in capsys.readouterr().out
+    props = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
+    assert ModelMetadata.from_props(props).mirror_averaged is True
+    session = onnxruntime.InferenceSession(str(exported), providers=['CPUExecutionProvider'])
     images = np.random.default_rng(0).normal(size=(3, 1, 28, 28)).astype(np.float32)
     logits = session.run(None, {'input': images})[0]
     mirrored = session.run(None, {'input': images[..., ::-1].copy()})[0]

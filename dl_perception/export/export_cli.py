@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     print(f'wrote {report.path} ({report.path.stat().st_size / 1e6:.2f} MB): '
           f'{meta.architecture}, {len(meta.labels)} classes, input '
           f'{meta.preprocessing.num_channels}x{meta.preprocessing.height}x'
-          f'{meta.preprocessing.width} {meta.preprocessing.channels}, output {meta.output}')
+          f'{meta.preprocessing.width} {meta.preprocessing.channels}, output {meta.output}'
+          + (', mirror-averaged (two forward passes per image)' if meta.mirror_averaged else ''))
     print(f'parity on {report.images} validation images ({", ".join(report.providers)}): '
           f'max abs difference {report.max_abs_diff:.3g}, top-1 agreement '
           f'{report.top1_agreement:.4f}')

@@ -251,7 +251,8 @@ def export_checkpoint(checkpoint_path: str | Path, options: ExportOptions) -> Ex
         labels=tuple(checkpoint['classes']), preprocessing=spec,
         output='probabilities' if options.probabilities else 'logits',
         architecture=checkpoint['model_spec']['name'], dataset=checkpoint['dataset']['name'],
-        metrics=_metrics(checkpoint, checkpoint_path), source_sha256=sha256_of(checkpoint_path))
+        metrics=_metrics(checkpoint, checkpoint_path), source_sha256=sha256_of(checkpoint_path),
+        mirror_averaged=bool(checkpoint['model_spec'].get('test_time_flip')))
     network = _network(checkpoint, options, checkpoint_path)
     make_parent_folder(options.output)
     handle, temporary = tempfile.mkstemp(prefix=f'.{options.output.name}.',

@@ -2,7 +2,8 @@
 The self-description stored in an ONNX file's ``metadata_props``: the training/robot contract.
 
 Export writes it, the runtime reads it; both use ``ModelMetadata``, so the keys cannot drift.
-Every key starts with ``dlp.``; ``dlp.format_version`` says how to read the rest.
+Every key starts with ``dlp.``; ``dlp.format_version`` says how to read the rest. Keys added
+since format 1 first appeared are optional, so older files still read (``dlp.mirror_averaged``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class ModelMetadata:
     Everything a robot needs to run a classifier that the file itself does not say.
 
     ``labels[i]`` names output ``i``; ``preprocessing`` turns camera images into input;
-    ``output`` says whether the network ends in logits or probabilities.
+    ``output`` says whether the network ends in logits or probabilities; ``mirror_averaged``
+    that it averages each image with its mirror image (``model.test_time_flip``), which costs
+    two forward passes per image.
     """
 
     labels: tuple[str, ...]
@@ -36,6 +39,7 @@ class ModelMetadata:
     dataset: str = 'unknown'
     metrics: dict = field(default_factory=dict)
     source_sha256: str = ''
+    mirror_averaged: bool = False
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -63,6 +67,7 @@ class ModelMetadata:
             f'{PREFIX}dataset': self.dataset,
             f'{PREFIX}metrics': json.dumps(self.metrics, sort_keys=True),
             f'{PREFIX}source_sha256': self.source_sha256,
+            f'{PREFIX}mirror_averaged': json.dumps(self.mirror_averaged),
         }
 
     @classmethod
@@ -84,6 +89,11 @@ class ModelMetadata:
             except (ValueError, TypeError) as error:
                 raise ValueError(f'model metadata {name} is malformed: {error}') from None
 
+        def flag(text: str) -> bool:
+            if text not in ('true', 'false'):
+                raise ValueError(f'expected true or false, got {text!r}')
+            return text == 'true'
+
         labels = read('labels', json.loads)
         if not isinstance(labels, list):
             raise ValueError(f'model metadata {PREFIX}labels must be a JSON list')
@@ -92,4 +102,6 @@ class ModelMetadata:
                    output=read('output'), layout=read('layout'),
                    architecture=read('architecture'), dataset=read('dataset'),
                    metrics=read('metrics', json.loads), source_sha256=read('source_sha256'),
+                   mirror_averaged=(read('mirror_averaged', flag)
+                                    if f'{PREFIX}mirror_averaged' in props else False),
                    format_version=read('format_version', int))

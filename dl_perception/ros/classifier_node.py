@@ -172,7 +172,10 @@ class ClassifierNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name='classifier-worker',
                                         daemon=True)
         self._worker.start()
-        self.get_logger().info(f'active: {self._classifier.path.name} on '
+        metadata = self._classifier.metadata
+        mirrored = ' (mirror-averaged: two passes per image)' if (
+            metadata and metadata.mirror_averaged) else ''
+        self.get_logger().info(f'active: {self._classifier.path.name}{mirrored} on '
                                f'{", ".join(self._classifier.providers_in_use)}, inputs '
                                f'{", ".join(self._input_topics)}')
         return result
